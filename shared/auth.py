@@ -1,0 +1,87 @@
+"""JWT auth as in CONTRACT.md: HS256 with AUTH_SECRET; claims practice_id, role, client_id, exp."""
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+import jwt
+from fastapi import Depends, Request
+
+from shared.http import ApiError
+from shared.settings import get_settings
+
+Role = Literal["staff", "client"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    practice_id: str
+    role: Role
+    client_id: str | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role == "staff"
+
+    def can_see_client(self, client_id: str) -> bool:
+        return self.is_staff or self.client_id == client_id
+
+
+def issue_token(
+    practice_id: str,
+    role: Role = "staff",
+    client_id: str | None = None,
+    *,
+    secret: str | None = None,
+    ttl: dt.timedelta = dt.timedelta(hours=1),
+) -> str:
+    """A signed token (tests, the demo, service-to-service calls)."""
+    claims: dict[str, object] = {
+        "practice_id": practice_id,
+        "role": role,
+        "exp": dt.datetime.now(dt.UTC) + ttl,
+    }
+    if client_id is not None:
+        claims["client_id"] = client_id
+    return jwt.encode(claims, secret or get_settings().auth_secret, algorithm="HS256")
+
+
+def decode_token(token: str, secret: str) -> Principal:
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=["HS256"], options={"require": ["exp", "practice_id", "role"]}
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise ApiError(401, "token_expired", "the bearer token has expired") from exc
+    except jwt.InvalidTokenError as exc:
+        raise ApiError(401, "invalid_token", f"the bearer token is invalid: {exc}") from exc
+    role = claims.get("role")
+    if role not in ("staff", "client"):
+        raise ApiError(401, "invalid_token", "role must be staff or client")
+    if role == "client" and not claims.get("client_id"):
+        raise ApiError(401, "invalid_token", "a client token needs client_id")
+    return Principal(practice_id=str(claims["practice_id"]), role=role, client_id=claims.get("client_id"))
+
+
+async def current_principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "unauthorized", "send Authorization: Bearer <token>")
+    return decode_token(token.strip(), get_settings().auth_secret)
+
+
+async def staff_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    if not principal.is_staff:
+        raise ApiError(403, "forbidden", "this action is for practice staff")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+StaffPrincipal = Annotated[Principal, Depends(staff_principal)]
+
+
+def ensure_client_access(principal: Principal, client_id: str, what: str = "record") -> None:
+    """Another client's record is 404, never 403: do not reveal it exists."""
+    if not principal.can_see_client(client_id):
+        raise ApiError(404, "not_found", f"{what} not found")

@@ -1,0 +1,176 @@
+"""Consume → apply in one DB transaction with the inbox → commit the offset. Bad messages and
+handlers that keep failing go to `<topic>.dlq` with the reason in headers; the consumer moves on.
+
+Delivery: a fetched batch is applied in one transaction (inbox rows claimed in bulk); only
+after that commits is the Kafka offset committed (FastStream's MANUAL ack policy, never its
+default ACK_FIRST). If the batch fails, its events are retried one by one so a single poison
+message cannot hold back the rest. Database or broker outages are not the message's fault:
+those are retried without limit and never dead-lettered.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from sqlalchemy import Table
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared import topics
+from shared.db import Database
+from shared.events import BadEvent, Envelope, parse_event
+from shared.inbox import claim
+from shared.metrics import DEAD_LETTERED, EVENTS_CONSUMED
+from shared.outbox import OutboundMessage, Publisher
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncSession, Envelope[Any]], Awaitable[None]]
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Infrastructure trouble (retry forever) as opposed to a message that cannot be applied."""
+    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError | OSError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+@dataclass
+class Failure:
+    record: ConsumerRecord[Any, Any]
+    reason: str
+    error_type: str
+    attempts: int
+    envelope: Envelope[Any] | None = None
+
+
+@dataclass
+class EventConsumer:
+    """Applies the events of one topic for one service. `handlers` maps event_type → handler;
+    event types without a handler are acknowledged and ignored."""
+
+    service: str
+    topic: str
+    db: Database
+    inbox: Table
+    handlers: dict[str, Handler]
+    dlq_publisher: Publisher
+    settings: Settings
+    max_retries: int = 3
+    backoff_seconds: float = 0.2
+    failures: list[Failure] = field(default_factory=list)
+
+    async def process(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        envelopes: list[tuple[ConsumerRecord[Any, Any], Envelope[Any]]] = []
+        dead: list[Failure] = []
+        for record in records:
+            try:
+                envelope = parse_event(record.value)
+            except BadEvent as exc:
+                dead.append(Failure(record, str(exc), "BadEvent", 0))
+                continue
+            if envelope.event_type in self.handlers:
+                envelopes.append((record, envelope))
+            else:
+                EVENTS_CONSUMED.labels(self.service, envelope.event_type, "ignored").inc()
+        if envelopes:
+            try:
+                await self._apply_with_transient_retry([e for _, e in envelopes])
+            except Exception as exc:
+                log.warning("batch of %d failed (%s); applying one by one", len(envelopes), exc)
+                for record, envelope in envelopes:
+                    failure = await self._apply_one(record, envelope)
+                    if failure:
+                        dead.append(failure)
+        if dead:
+            await self._dead_letter(dead)
+
+    async def _apply(self, envelopes: Sequence[Envelope[Any]]) -> None:
+        async with self.db.transaction() as session:
+            fresh = await claim(session, self.inbox, envelopes)
+            for envelope in envelopes:
+                if envelope.event_id in fresh:
+                    fresh.discard(envelope.event_id)
+                    await self.handlers[envelope.event_type](session, envelope)
+                    EVENTS_CONSUMED.labels(self.service, envelope.event_type, "applied").inc()
+                else:
+                    EVENTS_CONSUMED.labels(self.service, envelope.event_type, "duplicate").inc()
+
+    async def _apply_with_transient_retry(self, envelopes: Sequence[Envelope[Any]]) -> None:
+        delay = self.backoff_seconds
+        while True:
+            try:
+                await self._apply(envelopes)
+                return
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("transient failure, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _apply_one(self, record: ConsumerRecord[Any, Any], envelope: Envelope[Any]) -> Failure | None:
+        last: Exception | None = None
+        for attempt in range(1, self.max_retries + 1):
+            try:
+                await self._apply_with_transient_retry([envelope])
+                return None
+            except Exception as exc:
+                last = exc
+                log.warning(
+                    "%s %s failed (attempt %d/%d): %s",
+                    envelope.event_type, envelope.event_id, attempt, self.max_retries, exc,
+                )  # fmt: skip
+                await asyncio.sleep(self.backoff_seconds * attempt)
+        assert last is not None
+        EVENTS_CONSUMED.labels(self.service, envelope.event_type, "dead_lettered").inc()
+        return Failure(record, f"{type(last).__name__}: {last}", type(last).__name__, self.max_retries, envelope)
+
+    async def _dead_letter(self, failures: Sequence[Failure]) -> None:
+        messages = []
+        for f in failures:
+            r = f.record
+            headers = {k: v.decode(errors="replace") for k, v in (r.headers or ())}
+            headers.update(
+                {
+                    "error": f.reason[:2000],
+                    "error-type": f.error_type,
+                    "attempts": str(f.attempts),
+                    "original-topic": r.topic,
+                    "original-partition": str(r.partition),
+                    "original-offset": str(r.offset),
+                    "consumer-service": self.service,
+                }
+            )
+            key = r.key.decode(errors="replace") if isinstance(r.key, bytes) else str(r.key or "")
+            value = r.value if isinstance(r.value, bytes) else str(r.value).encode()
+            messages.append(OutboundMessage(topics.dlq(r.topic), key, value, headers))
+            log.error("dead-lettered %s@%s/%s: %s", r.topic, r.partition, r.offset, f.reason)
+        self.failures.extend(failures)
+        await self.dlq_publisher.publish_many(messages)
+        DEAD_LETTERED.labels(self.service, self.topic).inc(len(messages))
+
+    def subscribe(self, broker: KafkaBroker, *, max_records: int = 500) -> None:
+        """Register on the FastStream broker: batch consumption, manual commit after the DB commit."""
+        consumer = self
+
+        @broker.subscriber(
+            self.settings.topic(self.topic),
+            group_id=self.service,
+            batch=True,
+            max_records=max_records,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.MANUAL,
+            title=f"{self.service}:{self.topic}",
+        )
+        async def consume(msg: KafkaMessage) -> None:
+            raw = msg.raw_message
+            records = raw if isinstance(raw, tuple) else (raw,)
+            await consumer.process(records)
+            await msg.ack()

@@ -1,0 +1,473 @@
+"""The Kafka contract in code (CONTRACT.md): one envelope, one pydantic model per event.
+
+Inbound models accept exactly what upstream publishes (examples in tests/fixtures/events);
+changing them so that an example no longer validates is a breaking change. Each model is
+registered by its `event_type`; `schema_version` lets a v2 live beside v1 later.
+"""
+
+import datetime as dt
+import uuid
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+SCHEMA_VERSION = 1
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# ---- inbound: scheduling.events -------------------------------------------------------
+
+
+class Address(Model):
+    line1: str
+    line2: str | None = None
+    city: str
+    state: str
+    postal_code: str
+
+
+class Guardian(Model):
+    name: str
+    email: str | None = None
+    phone: str | None = None
+    relationship: str
+    is_billing_contact: bool = False
+
+
+class Insurance(Model):
+    payer_name: str
+    payer_id: str | None = None
+    member_id: str
+    group_number: str | None = None
+    subscriber_name: str | None = None
+    subscriber_date_of_birth: dt.date | None = None
+    relationship_to_subscriber: str | None = None
+
+
+class Client(Model):
+    id: str = Field(min_length=1)
+    first_name: str
+    last_name: str
+    email: str | None = None
+    phone: str | None = None
+    date_of_birth: dt.date
+    address: Address
+    is_minor: bool = False
+    guardians: list[Guardian] = []
+    insurance: Insurance | None = None
+    household_id: str | None = None
+
+
+class ClientUpserted(Model):
+    client: Client
+
+
+class Clinician(Model):
+    id: str = Field(min_length=1)
+    first_name: str
+    last_name: str
+    credentials: str
+    npi: str
+    license_number: str | None = None
+    taxonomy_code: str | None = None
+
+
+class ClinicianUpserted(Model):
+    clinician: Clinician
+
+
+class SessionService(Model):
+    code: str
+    description: str | None = None
+    modifiers: list[str] = []
+    units: int = Field(default=1, ge=1)
+    fee_cents: int = Field(ge=0)
+    billable: bool = True
+
+
+Attendance = Literal["attended", "late_cancel", "no_show"]
+
+
+class Session(Model):
+    id: str = Field(min_length=1)
+    client_id: str = Field(min_length=1)
+    clinician_id: str
+    supervisor_clinician_id: str | None = None
+    date_of_service: dt.date
+    starts_at: AwareDatetime
+    duration_minutes: int = Field(ge=0)
+    place_of_service: str
+    diagnosis_codes: list[str] = []
+    payer: str = Field(min_length=1)
+    attendance: Attendance = "attended"
+    services: list[SessionService] = []
+
+
+class SessionCompleted(Model):
+    session: Session
+
+
+class SessionVoided(Model):
+    session_id: str = Field(min_length=1)
+    reason: str
+
+
+# ---- billing.events ---------------------------------------------------------------------
+
+
+class Party(Model):
+    """Who a document or email is addressed to (the billing contact for a minor)."""
+
+    name: str
+    email: str | None = None
+    address: Address | None = None
+
+
+class PracticeInfo(Model):
+    name: str = ""
+    address: Address | None = None
+    phone: str | None = None
+    tax_id: str | None = None
+    npi: str | None = None
+    timezone: str = "America/New_York"
+    currency: str = "USD"
+    footer_comment: str | None = None
+
+
+class BillLine(Model):
+    session_id: str
+    date_of_service: dt.date
+    code: str
+    description: str | None = None
+    modifiers: list[str] = []
+    units: int = 1
+    amount_cents: int
+    client_owes_cents: int
+    insurance_owes_cents: int
+    voided: bool = False
+
+
+class BillPaymentLine(Model):
+    """A payment or refund as applied to one bill."""
+
+    payment_id: str
+    kind: Literal["payment", "refund"]
+    payer: Literal["client", "insurance"]
+    method: str
+    amount_cents: int
+    occurred_at: AwareDatetime
+
+
+class BillSnapshot(Model):
+    """Everything a bill shows, so consumers never call billing back."""
+
+    id: str
+    number: int
+    client_id: str
+    status: Literal["open", "paid", "cancelled"]
+    responsibility: Literal["client", "insurance"]
+    lines: list[BillLine]
+    total_cents: int
+    client_owes_cents: int
+    insurance_owes_cents: int
+    paid_cents: int
+    balance_cents: int
+    issued_on: dt.date
+    due_date: dt.date
+    comments: str | None = None
+    access_code: str
+    pay_url: str
+    bill_to: Party
+    patient: Party
+    practice: PracticeInfo
+    payments: list[BillPaymentLine] = []
+    version: int = 1
+
+
+class BillEvent(Model):
+    bill: BillSnapshot
+
+
+class BillCreated(BillEvent):
+    pass
+
+
+class BillUpdated(BillEvent):
+    """The bill's figures or lines changed (payment, refund, void): re-render it."""
+
+
+class BillPaid(BillEvent):
+    pass
+
+
+class BillCancelled(BillEvent):
+    reason: str | None = None
+
+
+class ShareDelivery(Model):
+    recipient: Party
+    attach_pdf: bool = True
+    email: bool = True
+    action_url: str | None = None
+
+
+class BillShared(BillEvent):
+    share: ShareDelivery
+
+
+class AllocationRejected(Model):
+    """A payment reached a bill that cannot take it (cancelled meanwhile): payments makes
+    the amount client credit, so it never vanishes."""
+
+    payment_id: str
+    bill_id: str
+    client_id: str
+    amount_cents: int
+    reason: str
+
+
+class DocumentSource(Model):
+    """A statement or superbill as billing built it; `body` holds its kind's fields."""
+
+    id: str
+    number: int
+    client_id: str
+    kind: Literal["statement", "superbill"]
+    issued_on: dt.date
+    bill_to: Party
+    patient: Party
+    practice: PracticeInfo
+    body: dict[str, Any]
+    version: int = 1
+
+
+class StatementCreated(Model):
+    statement: DocumentSource
+
+
+class StatementShared(Model):
+    statement: DocumentSource
+    share: ShareDelivery
+
+
+class SuperbillCreated(Model):
+    superbill: DocumentSource
+
+
+class SuperbillShared(Model):
+    superbill: DocumentSource
+    share: ShareDelivery
+
+
+# ---- payments.events --------------------------------------------------------------------
+
+
+class Allocation(Model):
+    bill_id: str
+    amount_cents: int = Field(gt=0)
+
+
+class PaymentInfo(Model):
+    id: str
+    client_id: str
+    payer: Literal["client", "insurance"]
+    method: Literal["card", "cash", "check", "credit", "other"]
+    amount_cents: int
+    status: str
+    paid_at: AwareDatetime
+    online: bool = False
+    card_brand: str | None = None
+    card_last4: str | None = None
+    reference: str | None = None
+
+
+class PaymentRecorded(Model):
+    payment: PaymentInfo
+    allocations: list[Allocation] = []
+    credit_cents: int = 0
+
+
+class PaymentFailed(Model):
+    payment: PaymentInfo
+    bill_id: str | None = None
+    reason: str
+
+
+class RefundInfo(Model):
+    id: str
+    payment_id: str
+    client_id: str
+    amount_cents: int
+    reason: str | None = None
+    refunded_at: AwareDatetime
+
+
+class PaymentRefunded(Model):
+    refund: RefundInfo
+    payment: PaymentInfo
+    allocations: list[Allocation] = []
+    credit_cents: int = 0
+
+
+class CreditChanged(Model):
+    client_id: str
+    entry_id: str
+    kind: str
+    amount_cents: int
+    balance_cents: int
+    reason: str | None = None
+
+
+class CardAuthorized(Model):
+    client_id: str
+    card_id: str
+    brand: str | None = None
+    last4: str | None = None
+    exp_month: int | None = None
+    exp_year: int | None = None
+
+
+# ---- documents.events -------------------------------------------------------------------
+
+
+DocumentKind = Literal["bill", "statement", "superbill"]
+
+
+class DocumentRendered(Model):
+    document_id: str
+    kind: DocumentKind
+    source_id: str
+    client_id: str
+    version: int
+    pages: int
+    sha256: str
+    url: str
+
+
+class DocumentFailed(Model):
+    kind: DocumentKind
+    source_id: str
+    client_id: str
+    version: int
+    reason: str
+
+
+# ---- notifications.events, portal.notifications ------------------------------------------
+
+
+class EmailSent(Model):
+    email_id: str
+    client_id: str
+    kind: str
+    to: str
+    subject: str
+
+
+class EmailFailed(Model):
+    email_id: str
+    client_id: str
+    kind: str
+    to: str | None = None
+    subject: str
+    reason: str
+
+
+class Recipient(Model):
+    name: str
+    email: str | None = None
+
+
+class ClientNotification(Model):
+    notification_id: str
+    client_id: str
+    recipient: Recipient
+    kind: str
+    subject: str
+    body_text: str
+    action_url: str | None = None
+    document_id: str | None = None
+
+
+EVENT_MODELS: dict[str, type[Model]] = {
+    model.__name__: model
+    for model in (
+        ClientUpserted, ClinicianUpserted, SessionCompleted, SessionVoided,
+        BillCreated, BillUpdated, BillPaid, BillCancelled, BillShared, AllocationRejected,
+        StatementCreated, StatementShared, SuperbillCreated, SuperbillShared,
+        PaymentRecorded, PaymentFailed, PaymentRefunded, CreditChanged, CardAuthorized,
+        DocumentRendered, DocumentFailed, EmailSent, EmailFailed, ClientNotification,
+    )
+}  # fmt: skip
+
+D = TypeVar("D", bound=Model)
+
+
+class Envelope(BaseModel, Generic[D]):
+    """One Kafka message value. Key = client_id; headers repeat event-type and event-id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str = Field(min_length=1)
+    event_type: str
+    occurred_at: AwareDatetime
+    practice_id: str = Field(min_length=1)
+    schema_version: int = SCHEMA_VERSION
+    data: D
+
+
+class RawEnvelope(BaseModel):
+    event_id: str = Field(min_length=1)
+    event_type: str = Field(min_length=1)
+    occurred_at: AwareDatetime
+    practice_id: str = Field(min_length=1)
+    schema_version: int
+    data: dict[str, Any]
+
+
+class BadEvent(ValueError):
+    """A message that can never be processed: goes to the DLQ with this reason."""
+
+
+def parse_event(raw: bytes | str) -> Envelope[Any]:
+    """Validate a message value into a typed envelope, or raise BadEvent saying why."""
+    try:
+        env = RawEnvelope.model_validate_json(raw)
+    except ValidationError as exc:
+        raise BadEvent(f"invalid envelope: {_brief(exc)}") from exc
+    model = EVENT_MODELS.get(env.event_type)
+    if model is None:
+        raise BadEvent(f"unknown event_type {env.event_type!r}")
+    if env.schema_version != SCHEMA_VERSION:
+        raise BadEvent(f"unsupported schema_version {env.schema_version} for {env.event_type}")
+    try:
+        data = model.model_validate(env.data)
+    except ValidationError as exc:
+        raise BadEvent(f"invalid {env.event_type}: {_brief(exc)}") from exc
+    return Envelope[model](  # type: ignore[valid-type]
+        event_id=env.event_id,
+        event_type=env.event_type,
+        occurred_at=env.occurred_at,
+        practice_id=env.practice_id,
+        schema_version=env.schema_version,
+        data=data,
+    )
+
+
+def new_envelope(practice_id: str, data: Model, *, occurred_at: dt.datetime | None = None) -> Envelope[Any]:
+    """A fresh outbound envelope; the event type is the data model's name."""
+    return Envelope[type(data)](  # type: ignore[misc]
+        event_id=str(uuid.uuid4()),
+        event_type=type(data).__name__,
+        occurred_at=occurred_at or dt.datetime.now(dt.UTC),
+        practice_id=practice_id,
+        schema_version=SCHEMA_VERSION,
+        data=data,
+    )
+
+
+def _brief(exc: ValidationError) -> str:
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5]]
+    return "; ".join(parts)

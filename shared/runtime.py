@@ -1,0 +1,158 @@
+"""Wiring common to the four services: settings → database, broker, outbox relay, consumers,
+HTTP app with ops endpoints, lifespan. A service's app.py only says what is specific to it."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import uvicorn
+from fastapi import APIRouter, Depends, FastAPI, Request
+from faststream.kafka import KafkaBroker
+from sqlalchemy import MetaData, Table
+
+from shared.consumer import EventConsumer, Handler
+from shared.db import Database
+from shared.http import install_error_handlers, install_metrics_middleware, ops_router
+from shared.kafka import KafkaPublisher
+from shared.logs import configure_logging
+from shared.migrations import upgrade
+from shared.outbox import Outbox, OutboxRelay, Publisher
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[], Awaitable[None]]
+
+
+class Service:
+    """One running service: its DB (own schema and role), Kafka consumers, outbox relay,
+    background tasks and HTTP app. Stateless: run as many replicas as needed."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        metadata: MetaData,
+        *,
+        publisher: Publisher | None = None,
+        run_migrations: bool = True,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.metadata = metadata
+        self.db = Database(settings.database_url(name), name)
+        self.broker = KafkaBroker(settings.kafka_bootstrap_servers, logger=logging.getLogger(f"{name}.kafka"))
+        self._kafka_publisher = None if publisher else KafkaPublisher(settings.kafka_bootstrap_servers)
+        self.publisher: Publisher = publisher or self._kafka_publisher  # type: ignore[assignment]
+        self.outbox_table: Table = metadata.tables[f"{name}.outbox"]
+        self.inbox_table: Table = metadata.tables[f"{name}.inbox"]
+        self.idempotency_table: Table = metadata.tables[f"{name}.idempotency_keys"]
+        self.outbox = Outbox(self.outbox_table, settings)
+        poll = settings.outbox_poll_ms / 1000
+        self.relay = OutboxRelay(self.db, self.outbox_table, self.publisher, poll_seconds=poll)
+        self.consumers: list[EventConsumer] = []
+        self.run_migrations = run_migrations
+        self._startup: list[Hook] = []
+        self._shutdown: list[Hook] = []
+        self._tasks: list[Callable[[], Awaitable[None]]] = []
+        self._running: list[asyncio.Task[None]] = []
+
+    def consume(self, topic: str, handlers: dict[str, Handler], *, max_records: int = 500) -> EventConsumer:
+        consumer = EventConsumer(
+            service=self.name,
+            topic=topic,
+            db=self.db,
+            inbox=self.inbox_table,
+            handlers=handlers,
+            dlq_publisher=self.publisher,
+            settings=self.settings,
+            max_retries=self.settings.consumer_max_retries,
+            backoff_seconds=self.settings.consumer_retry_backoff_ms / 1000,
+        )
+        consumer.subscribe(self.broker, max_records=max_records)
+        self.consumers.append(consumer)
+        return consumer
+
+    def on_startup(self, hook: Hook) -> None:
+        self._startup.append(hook)
+
+    def on_shutdown(self, hook: Hook) -> None:
+        self._shutdown.append(hook)
+
+    def background(self, loop: Callable[[], Awaitable[None]]) -> None:
+        """A long-running coroutine (scheduler, worker) started with the service."""
+        self._tasks.append(loop)
+
+    async def start(self) -> None:
+        configure_logging(self.settings.log_level)
+        if self.run_migrations:
+            await asyncio.to_thread(upgrade, self.name, self.settings.database_url(self.name))
+        if self._kafka_publisher:
+            await self._kafka_publisher.start()
+        for hook in self._startup:
+            await hook()
+        self.relay.start()
+        await self.broker.start()
+        self._running = [asyncio.create_task(t()) for t in self._tasks]
+        log.info("%s started", self.name)
+
+    async def stop(self) -> None:
+        for task in self._running:
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+        await self.broker.stop()
+        await self.relay.stop()
+        for hook in self._shutdown:
+            await hook()
+        if self._kafka_publisher:
+            await self._kafka_publisher.stop()
+        await self.db.dispose()
+
+    async def readiness(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            await self.db.ping()
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"error: {type(exc).__name__}"
+        try:
+            checks["broker"] = "ok" if await self.broker.ping(timeout=2) else "error: no answer"
+        except Exception as exc:
+            checks["broker"] = f"error: {type(exc).__name__}"
+        return checks
+
+    def http_app(self, routers: Sequence[APIRouter], *, title: str, description: str = "") -> FastAPI:
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        app = FastAPI(title=title, description=description, lifespan=lifespan, version="1")
+        app.state.service = self
+        install_error_handlers(app)
+        install_metrics_middleware(app, self.name)
+        app.include_router(ops_router(self.readiness))
+        for router in routers:
+            app.include_router(router)
+        return app
+
+    def run(self, app: FastAPI) -> None:
+        uvicorn.run(
+            app,
+            host=self.settings.http_host,
+            port=self.settings.http_port(self.name),
+            log_level=self.settings.log_level.lower(),
+            access_log=False,
+        )
+
+
+def get_service(request: Request) -> Any:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[Any, Depends(get_service)]

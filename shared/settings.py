@@ -1,0 +1,69 @@
+"""Configuration from environment variables, one documented list (see README, Configuration)."""
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PORTS = {"billing": 8001, "payments": 8002, "documents": 8003, "notifications": 8004}
+
+
+class Settings(BaseSettings):
+    """Every setting any service reads. Service-specific database URLs fall back to a
+    role named after the service (password = name) on the local cluster."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = ""
+    topic_partitions: int = 6
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 5432
+    pg_database: str = "therapy_billing"
+    pg_admin_url: str = "postgresql://tb_admin:tb_admin@127.0.0.1:5432/postgres"
+    billing_database_url: str | None = None
+    payments_database_url: str | None = None
+    documents_database_url: str | None = None
+    notifications_database_url: str | None = None
+    auth_secret: str = "dev-secret-change-me-dev-secret-change-me"
+    http_host: str = "127.0.0.1"
+    billing_port: int = DEFAULT_PORTS["billing"]
+    payments_port: int = DEFAULT_PORTS["payments"]
+    documents_port: int = DEFAULT_PORTS["documents"]
+    notifications_port: int = DEFAULT_PORTS["notifications"]
+    public_base_url: str = "http://localhost:8002"
+    documents_url: str = "http://127.0.0.1:8003"
+    stripe_api_key: str = "sk_test_local"
+    stripe_api_base: str | None = "http://127.0.0.1:8420"
+    stripe_webhook_secret: str = "whsec_local"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_tls: bool = False
+    smtp_starttls: bool = False
+    smtp_sender: str = "billing@localhost"
+    consumer_max_retries: int = 3
+    consumer_retry_backoff_ms: int = 200
+    outbox_poll_ms: int = 50
+    log_level: str = "INFO"
+
+    def database_url(self, service: str) -> str:
+        """asyncpg URL of `service`'s own role; only that schema is usable with it."""
+        explicit = getattr(self, f"{service}_database_url")
+        if explicit:
+            return explicit
+        return (
+            f"postgresql+asyncpg://{service}:{service}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
+        )
+
+    def http_port(self, service: str) -> int:
+        return int(getattr(self, f"{service}_port"))
+
+    def topic(self, name: str) -> str:
+        """Physical topic name; a prefix isolates parallel test runs on one broker."""
+        return f"{self.topic_prefix}{name}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
