@@ -1,0 +1,118 @@
+"""Fixtures shared by every tier. Integration and e2e tests get their own database and topic
+prefix per pytest run, so parallel runs on one machine never see each other's data."""
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared import admin
+from shared.settings import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def example_event(name: str, **data_overrides: Any) -> dict[str, Any]:
+    """A contract example (tests/fixtures/events) with a fresh event id."""
+    event = json.loads((FIXTURES / "events" / f"{name}.json").read_text())
+    event["event_id"] = str(uuid.uuid4())
+    event["data"].update(data_overrides)
+    return event
+
+
+@pytest.fixture(scope="session")
+async def test_settings() -> AsyncIterator[Settings]:
+    run = uuid.uuid4().hex[:8]
+    settings = Settings(
+        pg_database=f"tb_test_{run}",
+        topic_prefix=f"t{run}.",
+        topic_partitions=3,
+        consumer_retry_backoff_ms=20,
+        outbox_poll_ms=20,
+    )
+    await admin.ensure_database(settings)
+    await admin.ensure_topics(settings)
+    yield settings
+    await admin.drop_database(settings, settings.pg_database)
+    client = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await client.start()
+    try:
+        mine = [t for t in await client.list_topics() if t.startswith(settings.topic_prefix)]
+        if mine:
+            await client.delete_topics(mine)
+    finally:
+        await client.close()
+
+
+async def isolated_topics(settings: Settings) -> Settings:
+    """The same database with a topic prefix of its own, for a test that needs empty topics."""
+    isolated = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}{uuid.uuid4().hex[:6]}."})
+    await admin.ensure_topics(isolated)
+    return isolated
+
+
+@pytest.fixture(scope="session")
+async def kafka_producer(test_settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(bootstrap_servers=test_settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+@pytest.fixture
+def publish(kafka_producer: AIOKafkaProducer, test_settings: Settings) -> Callable[..., Any]:
+    """Publish an envelope (dict) or raw bytes the way upstream does: key = client id."""
+
+    async def _publish(
+        topic: str, event: dict[str, Any] | bytes, key: str = "k", settings: Settings | None = None
+    ) -> None:
+        value = event if isinstance(event, bytes) else json.dumps(event).encode()
+        headers = []
+        if isinstance(event, dict):
+            headers = [("event-type", event["event_type"].encode()), ("event-id", event["event_id"].encode())]
+        topic_name = (settings or test_settings).topic(topic)
+        await kafka_producer.send_and_wait(topic_name, value, key=key.encode(), headers=headers)
+
+    return _publish
+
+
+async def read_topic(settings: Settings, topic: str, *, until: Callable[[list[Any]], bool], timeout: float = 20):
+    """All records of a topic from the start until `until(records)` holds (or timeout)."""
+    consumer = AIOKafkaConsumer(
+        settings.topic(topic),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not until(records) and asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for rs in batch.values():
+                records.extend(rs)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 20, interval: float = 0.1) -> Any:
+    """Poll an async or sync check until it returns a truthy value; fail with the last value."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: Any = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")

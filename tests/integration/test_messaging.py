@@ -1,0 +1,197 @@
+"""The shared messaging machinery against the real broker and database: inbox dedup, DLQ
+after bounded retries, offsets committed only after the DB commit, outbox relay restarts."""
+
+import asyncio
+import functools
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import Column, String, Table, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared import topics
+from shared.db import service_metadata
+from shared.events import ClientNotification, Envelope, Recipient, new_envelope
+from shared.outbox import OutboundMessage, OutboxRelay
+from shared.runtime import Service
+from shared.settings import Settings
+from tests.conftest import eventually, example_event, read_topic
+
+pytestmark = pytest.mark.integration
+
+metadata = service_metadata("billing")
+probe = Table("probe_applied", metadata, Column("event_id", String, primary_key=True), Column("note", String))
+
+
+class Probe:
+    """A handler whose behaviour each test steers."""
+
+    def __init__(self) -> None:
+        self.fail_ids: set[str] = set()
+        self.gate: asyncio.Event | None = None
+        self.calls: list[str] = []
+
+    async def __call__(self, session: AsyncSession, event: Envelope[Any]) -> None:
+        self.calls.append(event.event_id)
+        if self.gate is not None:
+            await self.gate.wait()
+        if event.event_id in self.fail_ids:
+            raise RuntimeError(f"cannot apply {event.event_id}")
+        await session.execute(probe.insert().values(event_id=event.event_id, note=event.event_type))
+
+
+@pytest.fixture
+async def service(test_settings: Settings) -> AsyncIterator[tuple[Service, Probe]]:
+    settings = test_settings.model_copy(
+        update={"topic_prefix": f"{test_settings.topic_prefix}m{uuid.uuid4().hex[:4]}."}
+    )
+    from shared.admin import ensure_topics
+
+    await ensure_topics(settings)
+    svc = Service("billing", settings, metadata, run_migrations=False)
+    async with svc.db.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    handler = Probe()
+    svc.consume(topics.SCHEDULING, {"SessionCompleted": handler, "ClientUpserted": handler})
+    await svc.start()
+    yield svc, handler
+    await svc.stop()
+
+
+async def applied(svc: Service) -> list[str]:
+    async with svc.db.transaction() as s:
+        return list((await s.scalars(select(probe.c.event_id))).all())
+
+
+async def test_same_event_twice_is_applied_once(service, publish) -> None:
+    svc, handler = service
+    event = example_event("SessionCompleted-self-pay")
+    marker = example_event("ClientUpserted-adult")
+    for e in (event, event, marker):
+        await publish(topics.SCHEDULING, e, settings=svc.settings)
+    await eventually(lambda: _contains(svc, marker["event_id"]))
+    rows = await applied(svc)
+    assert rows.count(event["event_id"]) == 1
+    assert handler.calls.count(event["event_id"]) == 1
+
+
+async def test_failing_handler_is_retried_then_dead_lettered_and_consumer_goes_on(service, publish) -> None:
+    svc, handler = service
+    bad = example_event("SessionCompleted-self-pay")
+    good = example_event("SessionCompleted-self-pay")
+    handler.fail_ids.add(bad["event_id"])
+    pub = functools.partial(publish, settings=svc.settings)
+    await pub(topics.SCHEDULING, bad, key="client-x")
+    await pub(topics.SCHEDULING, good, key="client-x")
+    await eventually(lambda: _contains(svc, good["event_id"]))
+    dlq = await read_topic(svc.settings, topics.dlq(topics.SCHEDULING), until=lambda rs: len(rs) >= 1)
+    assert len(dlq) == 1
+    headers = {k: v.decode() for k, v in dlq[0].headers}
+    assert headers["event-id"] == bad["event_id"]
+    assert "cannot apply" in headers["error"]
+    assert headers["attempts"] == str(svc.settings.consumer_max_retries)
+    assert headers["original-topic"] == svc.settings.topic(topics.SCHEDULING)
+    assert handler.calls.count(bad["event_id"]) >= svc.settings.consumer_max_retries
+    assert bad["event_id"] not in await applied(svc)
+
+
+async def test_malformed_message_goes_to_dlq_with_reason(service, publish) -> None:
+    svc, _ = service
+    pub = functools.partial(publish, settings=svc.settings)
+    await pub(topics.SCHEDULING, b"{not json")
+    missing_field = example_event("SessionCompleted-self-pay")
+    del missing_field["data"]["session"]["client_id"]
+    await pub(topics.SCHEDULING, missing_field)
+    after = example_event("ClientUpserted-minor")
+    await pub(topics.SCHEDULING, after)
+    await eventually(lambda: _contains(svc, after["event_id"]))
+    dlq = await read_topic(svc.settings, topics.dlq(topics.SCHEDULING), until=lambda rs: len(rs) >= 2)
+    reasons = sorted(dict((k, v.decode()) for k, v in r.headers)["error"] for r in dlq)
+    assert any("invalid envelope" in r for r in reasons)
+    assert any("session.client_id" in r for r in reasons)
+
+
+async def test_offset_is_committed_only_after_the_db_commit(service, publish) -> None:
+    svc, handler = service
+    handler.gate = asyncio.Event()
+    event = example_event("SessionCompleted-self-pay")
+    pub = functools.partial(publish, settings=svc.settings)
+    await pub(topics.SCHEDULING, event, key="client-commit")
+    await eventually(lambda: event["event_id"] in handler.calls)
+    assert await _committed_total(svc) == 0, "offset committed before the handler's transaction"
+    handler.gate.set()
+    await eventually(lambda: _contains(svc, event["event_id"]))
+    assert await eventually(lambda: _committed_total(svc)) == 1
+
+
+async def test_relay_publishes_after_a_crash_between_commit_and_publish(test_settings: Settings) -> None:
+    settings = test_settings.model_copy(
+        update={"topic_prefix": f"{test_settings.topic_prefix}r{uuid.uuid4().hex[:4]}."}
+    )
+    from shared.admin import ensure_topics
+
+    await ensure_topics(settings)
+    svc = Service("billing", settings, metadata, run_migrations=False)
+    async with svc.db.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    events = [_notification(i) for i in range(5)]
+    async with svc.db.transaction() as session:
+        await svc.outbox.stage(session, topics.PORTAL, [("client-r", e) for e in events])
+
+    class CrashingPublisher:
+        """Publishes, then dies before the relay can mark the rows sent."""
+
+        async def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
+            raise ConnectionError("process killed")
+
+    crashed = OutboxRelay(svc.db, svc.outbox_table, CrashingPublisher())
+    with pytest.raises(ConnectionError):
+        await crashed.relay_once()
+
+    await svc.start()  # a fresh process: its relay finds the unsent rows
+    try:
+        records = await read_topic(settings, topics.PORTAL, until=lambda rs: len(rs) >= 5)
+        await asyncio.sleep(0.5)
+        records = await read_topic(settings, topics.PORTAL, until=lambda rs: len(rs) > 5, timeout=2)
+    finally:
+        await svc.stop()
+    ids = [dict((k, v.decode()) for k, v in r.headers)["event-id"] for r in records]
+    assert ids == [e.event_id for e in events], "published once each, in order"
+    assert all(r.key == b"client-r" for r in records)
+    async with svc.db.transaction() as s:
+        unsent = await s.scalar(select(func.count()).where(svc.outbox_table.c.sent_at.is_(None)))
+    await svc.db.dispose()
+    assert unsent == 0
+
+
+def _notification(i: int) -> Envelope[Any]:
+    return new_envelope(
+        "practice-test",
+        ClientNotification(
+            notification_id=str(uuid.uuid4()),
+            client_id="client-r",
+            recipient=Recipient(name="R", email=None),
+            kind="bill_shared",
+            subject=f"n{i}",
+            body_text="b",
+        ),
+    )
+
+
+async def _contains(svc: Service, event_id: str) -> bool:
+    return event_id in await applied(svc)
+
+
+async def _committed_total(svc: Service) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=svc.settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets("billing")
+    finally:
+        await admin.close()
+    topic = svc.settings.topic(topics.SCHEDULING)
+    return sum(meta.offset for tp, meta in offsets.items() if isinstance(tp, TopicPartition) and tp.topic == topic)
