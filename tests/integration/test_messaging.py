@@ -14,12 +14,13 @@ from sqlalchemy import Column, String, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import topics
+from shared.admin import drop_database, ensure_database
 from shared.db import service_metadata
 from shared.events import ClientNotification, Envelope, Recipient, new_envelope
 from shared.outbox import OutboundMessage, OutboxRelay
 from shared.runtime import Service
 from shared.settings import Settings
-from tests.conftest import eventually, example_event, read_topic
+from tests.conftest import eventually, example_event, isolated_topics, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -44,17 +45,25 @@ class Probe:
         await session.execute(probe.insert().values(event_id=event.event_id, note=event.event_type))
 
 
-@pytest.fixture
-async def service(test_settings: Settings) -> AsyncIterator[tuple[Service, Probe]]:
-    settings = test_settings.model_copy(
-        update={"topic_prefix": f"{test_settings.topic_prefix}m{uuid.uuid4().hex[:4]}."}
-    )
-    from shared.admin import ensure_topics
+@pytest.fixture(scope="module")
+async def messaging_settings(test_settings: Settings) -> AsyncIterator[Settings]:
+    """A database of its own: these tests create tables outside the billing migrations."""
+    settings = test_settings.model_copy(update={"pg_database": f"{test_settings.pg_database}_msg"})
+    await ensure_database(settings)
+    yield settings
+    await drop_database(settings, settings.pg_database)
 
-    await ensure_topics(settings)
-    svc = Service("billing", settings, metadata, run_migrations=False)
+
+async def fresh_service(messaging_settings: Settings) -> Service:
+    svc = Service("billing", await isolated_topics(messaging_settings), metadata, run_migrations=False)
     async with svc.db.engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
+    return svc
+
+
+@pytest.fixture
+async def service(messaging_settings: Settings) -> AsyncIterator[tuple[Service, Probe]]:
+    svc = await fresh_service(messaging_settings)
     handler = Probe()
     svc.consume(topics.SCHEDULING, {"SessionCompleted": handler, "ClientUpserted": handler})
     await svc.start()
@@ -128,16 +137,9 @@ async def test_offset_is_committed_only_after_the_db_commit(service, publish) ->
     assert await eventually(lambda: _committed_total(svc)) == 1
 
 
-async def test_relay_publishes_after_a_crash_between_commit_and_publish(test_settings: Settings) -> None:
-    settings = test_settings.model_copy(
-        update={"topic_prefix": f"{test_settings.topic_prefix}r{uuid.uuid4().hex[:4]}."}
-    )
-    from shared.admin import ensure_topics
-
-    await ensure_topics(settings)
-    svc = Service("billing", settings, metadata, run_migrations=False)
-    async with svc.db.engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
+async def test_relay_publishes_after_a_crash_between_commit_and_publish(messaging_settings: Settings) -> None:
+    svc = await fresh_service(messaging_settings)
+    settings = svc.settings
     events = [_notification(i) for i in range(5)]
     async with svc.db.transaction() as session:
         await svc.outbox.stage(session, topics.PORTAL, [("client-r", e) for e in events])

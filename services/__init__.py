@@ -1,0 +1,1 @@
+"""The four services: billing, payments, documents, notifications."""
