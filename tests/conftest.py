@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import RecordMetadata
 
 from shared import admin
 from shared.settings import Settings
@@ -71,13 +72,13 @@ def publish(kafka_producer: AIOKafkaProducer, test_settings: Settings) -> Callab
 
     async def _publish(
         topic: str, event: dict[str, Any] | bytes, key: str = "k", settings: Settings | None = None
-    ) -> None:
+    ) -> RecordMetadata:
         value = event if isinstance(event, bytes) else json.dumps(event).encode()
         headers = []
         if isinstance(event, dict):
             headers = [("event-type", event["event_type"].encode()), ("event-id", event["event_id"].encode())]
         topic_name = (settings or test_settings).topic(topic)
-        await kafka_producer.send_and_wait(topic_name, value, key=key.encode(), headers=headers)
+        return await kafka_producer.send_and_wait(topic_name, value, key=key.encode(), headers=headers)
 
     return _publish
 
@@ -116,3 +117,15 @@ async def eventually(check: Callable[[], Any], timeout: float = 20, interval: fl
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+async def committed_offset(settings: Settings, group: str, topic: str, partition: int) -> int:
+    """The offset a consumer group has committed on one partition (-1 if none)."""
+    client = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await client.start()
+    try:
+        offsets = await client.list_consumer_group_offsets(group)
+    finally:
+        await client.close()
+    meta = offsets.get(TopicPartition(settings.topic(topic), partition))
+    return meta.offset if meta else -1

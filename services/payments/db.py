@@ -1,0 +1,214 @@
+"""Tables of the payments schema. Balances are never stored: what is open on a bill comes
+from `bill_applications`, a client's credit from `credit_entries` (both append-only)."""
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+
+from shared.db import service_metadata
+
+metadata = service_metadata("payments")
+
+bills = Table(
+    "bills",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("practice_id", String, nullable=False),
+    Column("client_id", String, nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("status", String, nullable=False),
+    Column("client_owes_cents", BigInteger, nullable=False),
+    Column("insurance_owes_cents", BigInteger, nullable=False),
+    Column("total_cents", BigInteger, nullable=False),
+    Column("access_code", String, nullable=False),
+    Column("currency", String, nullable=False, server_default="USD"),
+    Column("session_ids", JSON, nullable=False, server_default="[]"),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_bills_practice_number", "practice_id", "number"),
+    Index("ix_bills_practice_client", "practice_id", "client_id"),
+)
+"""Projection of billing's BillSnapshot (latest version only)."""
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("practice_id", String, primary_key=True),
+    Column("id", String, primary_key=True),
+    Column("household_id", String),
+    Column("is_minor", Boolean, nullable=False, server_default="false"),
+    Column("billing_contact_name", String),
+    Column("stripe_customer_id", String),
+    Column("autopay_card_id", String),
+)
+"""Per client: household (from ClientUpserted), Stripe customer; the row locked for credit."""
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("practice_id", String, nullable=False),
+    Column("client_id", String, nullable=False),
+    Column("payer", String, nullable=False),
+    Column("payer_name", String),
+    Column("method", String, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("status", String, nullable=False),
+    Column("online", Boolean, nullable=False, server_default="false"),
+    Column("card_id", String),
+    Column("card_brand", String),
+    Column("card_last4", String),
+    Column("reference", String),
+    Column("notes", Text),
+    Column("appointment_id", String),
+    Column("paid_at", DateTime(timezone=True), nullable=False),
+    Column("stripe_payment_intent_id", String, unique=True),
+    Column("stripe_charge_id", String),
+    Column("failure_reason", Text),
+    Column("requested", JSON, nullable=False, server_default="[]"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_payments_practice_client", "practice_id", "client_id", "created_at"),
+    Index("ix_payments_pending", "status", postgresql_where="status = 'pending'"),
+)
+
+bill_applications = Table(
+    "bill_applications",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("practice_id", String, nullable=False),
+    Column("bill_id", String, nullable=False),
+    Column("client_id", String, nullable=False),
+    Column("payer", String, nullable=False),
+    Column("payment_id", String, nullable=False),
+    Column("refund_id", String),
+    Column("kind", String, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_bill_applications_bill", "bill_id"),
+    Index("ix_bill_applications_payment", "payment_id"),
+)
+"""Signed ledger per bill: payment (+), refund / rejected / voided (−). Pending payments
+count, so a card charge in flight holds its amount against the bill."""
+
+credit_entries = Table(
+    "credit_entries",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("practice_id", String, nullable=False),
+    Column("client_id", String, nullable=False),
+    Column("kind", String, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("payment_id", String),
+    Column("refund_id", String),
+    Column("bill_id", String),
+    Column("appointment_id", String),
+    Column("reason", Text),
+    Column("seq", BigInteger, Identity(), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_credit_entries_client", "practice_id", "client_id", "seq"),
+)
+"""Append-only client credit ledger; the balance is the sum."""
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("practice_id", String, nullable=False),
+    Column("payment_id", String, nullable=False, index=True),
+    Column("client_id", String, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("credit_cents", BigInteger, nullable=False, server_default="0"),
+    Column("reason", Text),
+    Column("source", String, nullable=False, server_default="api"),
+    Column("status", String, nullable=False),
+    Column("stripe_refund_id", String, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+cards = Table(
+    "cards",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("practice_id", String, nullable=False),
+    Column("client_id", String, nullable=False),
+    Column("stripe_payment_method_id", String, nullable=False),
+    Column("stripe_customer_id", String, nullable=False),
+    Column("brand", String),
+    Column("last4", String),
+    Column("exp_month", Integer),
+    Column("exp_year", Integer),
+    Column("is_default", Boolean, nullable=False, server_default="false"),
+    Column("authorized", Boolean, nullable=False, server_default="false"),
+    Column("authorization", JSON),
+    Column("deleted_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_cards_client", "practice_id", "client_id"),
+)
+
+stripe_events = Table(
+    "stripe_events",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("type", String, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+"""Webhook events already processed (each once)."""
+
+pay_page_failures = Table(
+    "pay_page_failures",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("key", String, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_pay_page_failures_key", "key", "at"),
+)
+"""Wrong bill number / access code attempts, by requester and by bill number (rate limit)."""
+
+expected_receivables = Table(
+    "expected_receivables",
+    metadata,
+    Column("practice_id", String, primary_key=True),
+    Column("session_id", String, primary_key=True),
+    Column("client_id", String, nullable=False),
+    Column("payer", String, nullable=False),
+    Column("date_of_service", Date, nullable=False),
+    Column("expected_cents", BigInteger, nullable=False),
+)
+"""Sessions paid by a third-party platform (Headway, Alma): what we expect from it."""
+
+remittances = Table(
+    "remittances",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("practice_id", String, nullable=False),
+    Column("payer", String, nullable=False),
+    Column("reference", String, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("total_cents", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("practice_id", "payer", "reference"),
+)
+
+remittance_lines = Table(
+    "remittance_lines",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("remittance_id", String, nullable=False, index=True),
+    Column("practice_id", String, nullable=False),
+    Column("session_id", String, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Index("ix_remittance_lines_session", "practice_id", "session_id"),
+)
