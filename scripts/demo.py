@@ -1,0 +1,217 @@
+"""A week at Rivers Edge Counseling, through the running system (./dev demo).
+
+Upstream scheduling publishes clinicians, clients and a week of sessions to Kafka; the biller
+turns unbilled sessions into bills, the PDFs render, the bills are emailed with pay links, and
+payments come in at the desk. Everything goes through the public contract only.
+"""
+
+import asyncio
+import datetime as dt
+import json
+import mailbox
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from shared import topics
+from shared.auth import issue_token
+from shared.money import format_money
+from shared.settings import get_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / ".stack" / "demo"
+PRACTICE = "practice-rivers-edge"
+MONDAY = dt.date(2026, 11, 16)
+
+
+def envelope(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": event_type,
+        "occurred_at": dt.datetime.now(dt.UTC).isoformat(),
+        "practice_id": PRACTICE,
+        "schema_version": 1,
+        "data": data,
+    }
+
+
+def practice_week(run: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Two clinicians, four clients (one a minor billed to her mother), a week of sessions."""
+    clinicians = [
+        {"id": "clin-morgan", "first_name": "Dana", "last_name": "Morgan", "credentials": "PhD, LP",
+         "npi": "1234567893", "license_number": "PSY-30412", "taxonomy_code": "103T00000X"},
+        {"id": "clin-okafor", "first_name": "Chidi", "last_name": "Okafor", "credentials": "LCSW",
+         "npi": "1245319599", "license_number": "CSW-11873", "taxonomy_code": "1041C0700X"},
+    ]  # fmt: skip
+    address = {"line1": "415 NW Flanders St", "city": "Portland", "state": "OR", "postal_code": "97209"}
+
+    def client(key: str, first: str, last: str, dob: str, **extra: Any) -> dict[str, Any]:
+        return {"id": f"client-{key}-{run}", "first_name": first, "last_name": last,
+                "email": f"{first.lower()}.{last.lower()}.{run}@example.com", "phone": None,
+                "date_of_birth": dob, "address": address, "is_minor": False, "guardians": [], **extra}  # fmt: skip
+
+    clients = [
+        client("ellis", "Jamie", "Ellis", "1990-07-14"),
+        client("reyes", "Marisol", "Reyes", "1984-02-03"),
+        client("chen", "Wei", "Chen", "1978-11-21"),
+        client("park", "Noah", "Park", "2012-03-09", email=None, is_minor=True, guardians=[
+            {"name": "Grace Park", "email": f"grace.park.{run}@example.com", "relationship": "mother",
+             "is_billing_contact": True}]),
+    ]  # fmt: skip
+    plan = [  # (client index, clinician, weekday, code, description, fee)
+        (0, 0, 0, "90837", "Psychotherapy, 60 minutes", 16000),
+        (1, 1, 0, "90834", "Psychotherapy, 45 minutes", 13000),
+        (2, 0, 1, "90791", "Psychiatric diagnostic evaluation", 22000),
+        (3, 1, 1, "90832", "Psychotherapy, 30 minutes", 9000),
+        (0, 0, 3, "90837", "Psychotherapy, 60 minutes", 16000),
+        (1, 1, 3, "90834", "Psychotherapy, 45 minutes", 13000),
+        (3, 1, 4, "90832", "Psychotherapy, 30 minutes", 9000),
+    ]
+    sessions = []
+    for n, (ci, li, day, code, description, fee) in enumerate(plan, start=1):
+        when = MONDAY + dt.timedelta(days=day)
+        sessions.append({
+            "id": f"sess-{run}-{n}", "client_id": clients[ci]["id"], "clinician_id": clinicians[li]["id"],
+            "supervisor_clinician_id": None, "date_of_service": when.isoformat(),
+            "starts_at": f"{when.isoformat()}T{9 + n % 6:02d}:00:00-08:00", "duration_minutes": 53,
+            "place_of_service": "11", "diagnosis_codes": ["F41.1"], "payer": "self_pay", "attendance": "attended",
+            "services": [{"code": code, "description": description, "modifiers": [], "units": 1,
+                          "fee_cents": fee, "billable": True}],
+        })  # fmt: skip
+    return clinicians, clients, sessions
+
+
+async def wait_for(check, what: str, seconds: float = 30) -> Any:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        result = await check()
+        if result:
+            return result
+        await asyncio.sleep(0.25)
+    raise SystemExit(f"demo: timed out waiting for {what}")
+
+
+async def main() -> int:
+    settings = get_settings()
+    run = uuid.uuid4().hex[:6]
+    billing = f"http://127.0.0.1:{settings.billing_port}"
+    payments = f"http://127.0.0.1:{settings.payments_port}"
+    documents = f"http://127.0.0.1:{settings.documents_port}"
+    notifications = f"http://127.0.0.1:{settings.notifications_port}"
+    staff = {"Authorization": f"Bearer {issue_token(PRACTICE, 'staff', ttl=dt.timedelta(days=1))}"}
+    OUT.mkdir(parents=True, exist_ok=True)
+    clinicians, clients, sessions = practice_week(run)
+
+    async with httpx.AsyncClient(timeout=15, headers=staff) as http:
+        r = await http.put(f"{billing}/v1/settings", json={
+            "practice": {"name": "Rivers Edge Counseling", "phone": "+1-503-555-0100", "tax_id": "93-1234567",
+                         "npi": "1234567893", "timezone": "America/Los_Angeles", "currency": "USD",
+                         "address": {"line1": "1200 SE Morrison St", "line2": "Suite 210", "city": "Portland",
+                                     "state": "OR", "postal_code": "97214"}},
+            "default_due_days": 30, "footer_comment": "Thank you. Questions? billing@riversedge.example",
+        })  # fmt: skip
+        print(f"practice settings: HTTP {r.status_code}")
+
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+        await producer.start()
+        try:
+
+            async def send(event_type: str, key: str, data: dict[str, Any]) -> None:
+                env = envelope(event_type, data)
+                headers = [("event-type", event_type.encode()), ("event-id", env["event_id"].encode())]
+                await producer.send_and_wait(settings.topic(topics.SCHEDULING), json.dumps(env).encode(),
+                                             key=key.encode(), headers=headers)  # fmt: skip
+
+            for c in clinicians:
+                await send("ClinicianUpserted", c["id"], {"clinician": c})
+            for c in clients:
+                await send("ClientUpserted", c["id"], {"client": c})
+            for s in sessions:
+                await send("SessionCompleted", s["client_id"], {"session": s})
+        finally:
+            await producer.stop()
+        print(f"scheduling: published {len(clinicians)} clinicians, {len(clients)} clients, "
+              f"{len(sessions)} sessions (week of {MONDAY})")  # fmt: skip
+
+        async def unbilled() -> list[dict[str, Any]]:
+            items = (await http.get(f"{billing}/v1/unbilled-sessions")).json()["items"]
+            mine = [i for i in items if i["session_id"].startswith(f"sess-{run}-")]
+            return mine if len(mine) == len(sessions) else []
+
+        items = await wait_for(unbilled, "sessions to show as unbilled")
+        print(f"billing: {len(items)} unbilled sessions, {format_money(sum(i['amount_cents'] for i in items))}")
+
+        bills = []
+        for c in clients:
+            ids = [i["session_id"] for i in items if i["client_id"] == c["id"]]
+            r = await http.post(f"{billing}/v1/bills", json={"client_id": c["id"], "session_ids": ids,
+                                                               "responsibility": "client"})  # fmt: skip
+            r.raise_for_status()
+            bill = r.json()
+            bills.append(bill)
+            print(f"  bill #{bill['number']} for {c['first_name']} {c['last_name']}: "
+                  f"{format_money(bill['total_cents'])}, due {bill['due_date']}")  # fmt: skip
+
+        for bill in bills:
+
+            async def document_id(bill=bill) -> str | None:
+                return (await http.get(f"{billing}/v1/bills/{bill['id']}")).json().get("document_id")
+
+            bill["document_id"] = await wait_for(document_id, f"the PDF of bill #{bill['number']}")
+            pdf = (await http.get(f"{documents}/v1/documents/{bill['document_id']}/pdf")).content
+            path = OUT / f"bill-{bill['number']}.pdf"
+            path.write_bytes(pdf)
+        print(f"documents: {len(bills)} PDFs rendered, saved to {OUT}/bill-N.pdf "
+              f"(or GET {documents}/v1/documents/<id>/pdf)")  # fmt: skip
+
+        for bill in bills:
+            (await http.post(f"{billing}/v1/bills/{bill['id']}/share", json={})).raise_for_status()
+
+        async def emails_sent() -> list[dict[str, Any]]:
+            sent = []
+            for c in clients:
+                r = await http.get(f"{notifications}/v1/emails", params={"client_id": c["id"]})
+                sent += [e for e in r.json()["items"] if e["status"] == "sent"]
+            return sent if len(sent) >= len(bills) else []
+
+        sent = await wait_for(emails_sent, "the bill emails")
+        for e in sent:
+            print(f"  emailed {e['to']}: {e['subject']}")
+        maildir = ROOT / ".stack" / "mail"
+        print(f"notifications: {len(sent)} emails accepted by SMTP, PDFs attached; read them in {maildir}/new "
+              f"(Maildir; {len(mailbox.Maildir(maildir, create=False))} messages there)")  # fmt: skip
+
+        first = bills[0]
+        r = await http.post(f"{payments}/v1/payments", json={
+            "client_id": first["client_id"], "bill_id": first["id"], "payer": "client", "method": "cash",
+            "amount_cents": first["balance_cents"]},
+            headers={**staff, "Idempotency-Key": f"demo-{run}-cash"})  # fmt: skip
+        r.raise_for_status()
+        second = bills[1]
+        r = await http.post(f"{payments}/v1/payments", json={
+            "client_id": second["client_id"], "bill_id": second["id"], "payer": "client", "method": "check",
+            "reference": "check 1042", "amount_cents": 5000})  # fmt: skip
+        r.raise_for_status()
+
+        async def settled() -> dict[str, Any] | None:
+            b1 = (await http.get(f"{billing}/v1/bills/{first['id']}")).json()
+            b2 = (await http.get(f"{billing}/v1/bills/{second['id']}")).json()
+            return {"first": b1, "second": b2} if b1["status"] == "paid" and b2["paid_cents"] == 5000 else None
+
+        result = await wait_for(settled, "payments to reach the bills")
+        b1, b2 = result["first"], result["second"]
+        print(f"payments: cash {format_money(b1['paid_cents'])} on bill #{b1['number']} → {b1['status']}, "
+              f"balance {format_money(b1['balance_cents'])}")  # fmt: skip
+        print(f"          check {format_money(b2['paid_cents'])} on bill #{b2['number']} → {b2['status']}, "
+              f"balance {format_money(b2['balance_cents'])}")  # fmt: skip
+    print(f"\nAPIs: billing {billing}/docs, payments {payments}/docs, documents {documents}/docs, "
+          f"notifications {notifications}/docs. Stop everything with ./dev stop.")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,43 @@
+"""docker-compose.yml cannot run here (no Docker engine); keep it correct by reading it."""
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_has_the_official_images_and_the_four_services() -> None:
+    services = compose()["services"]
+    assert services["kafka"]["image"].startswith("apache/kafka:4")
+    assert services["postgres"]["image"].startswith("postgres:")
+    assert services["mailpit"]["image"].startswith("axllent/mailpit")
+    for name, port in {"billing": 8001, "payments": 8002, "documents": 8003, "notifications": 8004}.items():
+        svc = services[name]
+        assert svc["command"] == f"python -m services.{name}"
+        assert svc["ports"] == [f"{port}:{port}"]
+        assert svc["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+        assert svc["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+
+
+def test_compose_environment_names_are_real_settings() -> None:
+    from shared.settings import Settings
+
+    known = {name.upper() for name in Settings.model_fields}
+    for name, svc in compose()["services"].items():
+        env = svc.get("environment") or {}
+        if name in {"postgres", "kafka", "mailpit", "localstripe"}:
+            continue
+        unknown = set(env) - known
+        assert not unknown, f"{name} sets unknown settings {unknown}"
+
+
+def test_every_dependency_is_a_defined_service() -> None:
+    services = compose()["services"]
+    for name, svc in services.items():
+        for dep in svc.get("depends_on") or {}:
+            assert dep in services, f"{name} depends on undefined {dep}"
