@@ -48,9 +48,7 @@ def issue_token(
 
 def decode_token(token: str, secret: str) -> Principal:
     try:
-        claims = jwt.decode(
-            token, secret, algorithms=["HS256"], options={"require": ["exp", "practice_id", "role"]}
-        )
+        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp", "practice_id", "role"]})
     except jwt.ExpiredSignatureError as exc:
         raise ApiError(401, "token_expired", "the bearer token has expired") from exc
     except jwt.InvalidTokenError as exc:

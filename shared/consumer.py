@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any
 
 from aiokafka import ConsumerRecord
@@ -32,6 +33,7 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, Envelope[Any]], Awaitable[None]]
+BatchHandler = Callable[[AsyncSession, Sequence[Envelope[Any]]], Awaitable[None]]
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -53,7 +55,8 @@ class Failure:
 @dataclass
 class EventConsumer:
     """Applies the events of one topic for one service. `handlers` maps event_type → handler;
-    event types without a handler are acknowledged and ignored."""
+    event types without a handler are acknowledged and ignored. A `batch_handlers` entry takes
+    each run of consecutive events of its type at once (bulk SQL for high-volume ingest)."""
 
     service: str
     topic: str
@@ -65,6 +68,10 @@ class EventConsumer:
     max_retries: int = 3
     backoff_seconds: float = 0.2
     failures: list[Failure] = field(default_factory=list)
+    batch_handlers: dict[str, BatchHandler] = field(default_factory=dict)
+
+    def handles(self, event_type: str) -> bool:
+        return event_type in self.handlers or event_type in self.batch_handlers
 
     async def process(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
         envelopes: list[tuple[ConsumerRecord[Any, Any], Envelope[Any]]] = []
@@ -75,7 +82,7 @@ class EventConsumer:
             except BadEvent as exc:
                 dead.append(Failure(record, str(exc), "BadEvent", 0))
                 continue
-            if envelope.event_type in self.handlers:
+            if self.handles(envelope.event_type):
                 envelopes.append((record, envelope))
             else:
                 EVENTS_CONSUMED.labels(self.service, envelope.event_type, "ignored").inc()
@@ -94,13 +101,19 @@ class EventConsumer:
     async def _apply(self, envelopes: Sequence[Envelope[Any]]) -> None:
         async with self.db.transaction() as session:
             fresh = await claim(session, self.inbox, envelopes)
+            todo = []
             for envelope in envelopes:
-                if envelope.event_id in fresh:
-                    fresh.discard(envelope.event_id)
-                    await self.handlers[envelope.event_type](session, envelope)
-                    EVENTS_CONSUMED.labels(self.service, envelope.event_type, "applied").inc()
+                outcome = "applied" if envelope.event_id in fresh else "duplicate"
+                fresh.discard(envelope.event_id)
+                EVENTS_CONSUMED.labels(self.service, envelope.event_type, outcome).inc()
+                if outcome == "applied":
+                    todo.append(envelope)
+            for event_type, run in groupby(todo, key=lambda e: e.event_type):
+                if event_type in self.batch_handlers:
+                    await self.batch_handlers[event_type](session, list(run))
                 else:
-                    EVENTS_CONSUMED.labels(self.service, envelope.event_type, "duplicate").inc()
+                    for envelope in run:
+                        await self.handlers[event_type](session, envelope)
 
     async def _apply_with_transient_retry(self, envelopes: Sequence[Envelope[Any]]) -> None:
         delay = self.backoff_seconds

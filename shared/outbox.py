@@ -114,9 +114,7 @@ class OutboxRelay:
                     for r in rows
                 ]
             )
-            await session.execute(
-                update(t).where(t.c.id.in_([r.id for r in rows])).values(sent_at=func.now())
-            )
+            await session.execute(update(t).where(t.c.id.in_([r.id for r in rows])).values(sent_at=func.now()))
         OUTBOX_PUBLISHED.labels(self.db.schema).inc(len(rows))
         return len(rows)
 

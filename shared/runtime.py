@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from faststream.kafka import KafkaBroker
 from sqlalchemy import MetaData, Table
 
-from shared.consumer import EventConsumer, Handler
+from shared.consumer import BatchHandler, EventConsumer, Handler
 from shared.db import Database
 from shared.http import install_error_handlers, install_metrics_middleware, ops_router
 from shared.kafka import KafkaPublisher
@@ -59,7 +59,14 @@ class Service:
         self._tasks: list[Callable[[], Awaitable[None]]] = []
         self._running: list[asyncio.Task[None]] = []
 
-    def consume(self, topic: str, handlers: dict[str, Handler], *, max_records: int = 500) -> EventConsumer:
+    def consume(
+        self,
+        topic: str,
+        handlers: dict[str, Handler],
+        *,
+        batch_handlers: dict[str, BatchHandler] | None = None,
+        max_records: int = 500,
+    ) -> EventConsumer:
         consumer = EventConsumer(
             service=self.name,
             topic=topic,
@@ -70,6 +77,7 @@ class Service:
             settings=self.settings,
             max_retries=self.settings.consumer_max_retries,
             backoff_seconds=self.settings.consumer_retry_backoff_ms / 1000,
+            batch_handlers=batch_handlers or {},
         )
         consumer.subscribe(self.broker, max_records=max_records)
         self.consumers.append(consumer)

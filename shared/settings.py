@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     smtp_tls: bool = False
     smtp_starttls: bool = False
     smtp_sender: str = "billing@localhost"
+    smtp_timeout_seconds: float = 30
+    email_max_attempts: int = 8
+    email_retry_base_ms: int = 5000
+    email_retry_max_ms: int = 900_000
+    email_pdf_wait_seconds: int = 600
+    email_send_lease_seconds: int = 300
+    notifications_poll_ms: int = 200
     consumer_max_retries: int = 3
     consumer_retry_backoff_ms: int = 200
     outbox_poll_ms: int = 50
@@ -52,9 +59,7 @@ class Settings(BaseSettings):
         explicit = getattr(self, f"{service}_database_url")
         if explicit:
             return explicit
-        return (
-            f"postgresql+asyncpg://{service}:{service}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
-        )
+        return f"postgresql+asyncpg://{service}:{service}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
 
     def http_port(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))
