@@ -294,6 +294,7 @@ class PaymentFailed(Model):
     payment: PaymentInfo
     bill_id: str | None = None
     reason: str
+    autopay: bool = False  # a scheduled autopay charge (notifications: "autopay failed" email)
 
 
 class RefundInfo(Model):
@@ -353,6 +354,7 @@ class DocumentFailed(Model):
     client_id: str
     version: int
     reason: str
+    document_id: str | None = None
 
 
 # ---- notifications.events, portal.notifications ------------------------------------------

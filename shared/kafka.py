@@ -13,20 +13,27 @@ class KafkaPublisher:
     from producer retries."""
 
     def __init__(self, bootstrap_servers: str) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        """aiokafka binds its producer to the running loop, so it is made here, not in __init__."""
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
+            bootstrap_servers=self.bootstrap_servers,
             enable_idempotence=True,
             acks="all",
             linger_ms=2,
         )
-
-    async def start(self) -> None:
         await self._producer.start()
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        if self._producer:
+            await self._producer.stop()
+            self._producer = None
 
     async def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
+        if self._producer is None:
+            raise RuntimeError("KafkaPublisher.start() was not awaited")
         futures = [
             await self._producer.send(
                 m.topic,

@@ -50,7 +50,7 @@ def run_env(metadata: MetaData) -> None:
 
     async def run() -> None:
         engine = create_async_engine(
-            url, poolclass=pool.NullPool, connect_args={"server_settings": {"search_path": schema}}
+            url, poolclass=pool.NullPool, connect_args={"server_settings": {"search_path": str(schema)}}
         )
         async with engine.connect() as conn:
             await conn.run_sync(do_run)

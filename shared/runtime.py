@@ -10,10 +10,12 @@ from typing import Annotated, Any
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request
 from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
 from sqlalchemy import MetaData, Table
 
 from shared.consumer import BatchHandler, EventConsumer, Handler
 from shared.db import Database
+from shared.events import Envelope, Model
 from shared.http import install_error_handlers, install_metrics_middleware, ops_router
 from shared.kafka import KafkaPublisher
 from shared.logs import configure_logging
@@ -83,6 +85,17 @@ class Service:
         self.consumers.append(consumer)
         return consumer
 
+    def publishes(self, topic: str, models: Sequence[type[Model]]) -> None:
+        """Declare the events this service writes (through its outbox) for the AsyncAPI document;
+        the outbox relay does the publishing."""
+        for model in models:
+            self.broker.publisher(
+                self.settings.topic(topic),
+                title=f"{topic}:{model.__name__}",
+                description=(model.__doc__ or "").strip() or None,
+                schema=Envelope[model],  # type: ignore[valid-type]
+            )
+
     def on_startup(self, hook: Hook) -> None:
         self._startup.append(hook)
 
@@ -147,6 +160,12 @@ class Service:
         app.include_router(ops_router(self.readiness))
         for router in routers:
             app.include_router(router)
+
+        @app.get("/asyncapi.json", tags=["ops"], summary="AsyncAPI document of the events")
+        async def asyncapi() -> Any:
+            spec = AsyncAPI(self.broker, title=f"{title} events", version="1", description=description)
+            return spec.to_specification().to_jsonable()
+
         return app
 
     def run(self, app: FastAPI) -> None:

@@ -32,9 +32,25 @@ class Settings(BaseSettings):
     notifications_port: int = DEFAULT_PORTS["notifications"]
     public_base_url: str = "http://localhost:8002"
     documents_url: str = "http://127.0.0.1:8003"
+    documents_render_workers: int = 0  # render processes per documents replica; 0 = one per CPU
+    documents_render_lease_seconds: int = 120  # a claimed render job is retried by any replica after this
+    documents_render_max_attempts: int = 3  # render crashes before a document is marked failed
     stripe_api_key: str = "sk_test_local"
     stripe_api_base: str | None = "http://127.0.0.1:8420"
     stripe_webhook_secret: str = "whsec_local"
+    # payments: Stripe call timeout (s); "View in Stripe" link base; how long a payment waits
+    # for a just-created bill to reach its projection (ms); reconciler period for pending
+    # Stripe payments (s); pay page lockout after N wrong codes within a window (s);
+    # third-party platforms and their expected amount per service code, as JSON
+    # ({"headway": {"90837": 12000}}; a code without a rate expects the session fee).
+    stripe_timeout_seconds: float = 10.0
+    stripe_dashboard_url: str = "https://dashboard.stripe.com/test"
+    payments_bill_wait_ms: int = 3000
+    payments_reconcile_interval_s: float = 30.0
+    pay_page_max_failures: int = 5
+    pay_page_window_s: int = 900
+    third_party_payers: str = "headway,alma"
+    payer_fee_schedule: dict[str, dict[str, int]] = {}
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     smtp_username: str | None = None

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -197,3 +198,63 @@ async def _committed_total(svc: Service) -> int:
         await admin.close()
     topic = svc.settings.topic(topics.SCHEDULING)
     return sum(meta.offset for tp, meta in offsets.items() if isinstance(tp, TopicPartition) and tp.topic == topic)
+
+
+async def test_ops_endpoints_report_database_and_broker(service) -> None:
+    svc, _ = service
+    svc.publishes(topics.PORTAL, [ClientNotification])
+    app = svc.http_app([], title="probe")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        assert (await http.get("/healthz")).json() == {"status": "ok"}
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+        assert "events_consumed_total" in (await http.get("/metrics")).text
+        channels = (await http.get("/asyncapi.json")).json()["channels"]
+        assert any("ClientNotification" in name for name in channels)
+        missing = await http.get("/v1/nothing-here")
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+async def test_readyz_is_503_when_the_database_is_unreachable(messaging_settings: Settings) -> None:
+    broken = messaging_settings.model_copy(
+        update={"billing_database_url": "postgresql+asyncpg://billing:wrong@127.0.0.1:5432/nowhere"}
+    )
+    svc = Service("billing", broken, metadata, run_migrations=False)
+    app = svc.http_app([], title="probe")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        ready = await http.get("/readyz")
+    await svc.db.dispose()
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["database"].startswith("error")
+
+
+async def test_batch_handlers_get_runs_of_one_type_in_order(messaging_settings: Settings, publish) -> None:
+    svc = await fresh_service(messaging_settings)
+    order: list[str] = []
+    runs: list[int] = []
+
+    async def sessions(session: AsyncSession, events) -> None:
+        runs.append(len(events))
+        order.extend(e.event_id for e in events)
+        await session.execute(probe.insert(), [{"event_id": e.event_id, "note": "batch"} for e in events])
+
+    async def client(session: AsyncSession, event: Envelope[Any]) -> None:
+        order.append(event.event_id)
+
+    svc.consume(topics.SCHEDULING, {"ClientUpserted": client}, batch_handlers={"SessionCompleted": sessions})
+    published = [
+        example_event("SessionCompleted-self-pay"),
+        example_event("SessionCompleted-self-pay"),
+        example_event("ClientUpserted-adult"),
+        example_event("SessionCompleted-self-pay"),
+    ]
+    for event in published:  # before the consumer starts, so one fetch holds them all
+        await publish(topics.SCHEDULING, event, key="client-batch", settings=svc.settings)
+    await svc.start()
+    try:
+        await eventually(lambda: len(order) == 4)
+    finally:
+        await svc.stop()
+    assert order == [e["event_id"] for e in published]
+    assert sum(runs) == 3 and max(runs) >= 1
+    assert len(runs) >= 2, "the ClientUpserted between them splits the sessions into two runs"
