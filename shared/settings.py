@@ -42,7 +42,8 @@ class Settings(BaseSettings):
     # for a just-created bill to reach its projection (ms); reconciler period for pending
     # Stripe payments (s); pay page lockout after N wrong codes within a window (s);
     # third-party platforms and their expected amount per service code, as JSON
-    # ({"headway": {"90837": 12000}}; a code without a rate expects the session fee).
+    # ({"headway": {"90837": 12000}}; a code without a rate expects the session fee);
+    # the pay page loads Stripe.js from stripe_js_url with the publishable key.
     stripe_timeout_seconds: float = 10.0
     stripe_dashboard_url: str = "https://dashboard.stripe.com/test"
     payments_bill_wait_ms: int = 3000
@@ -51,6 +52,8 @@ class Settings(BaseSettings):
     pay_page_window_s: int = 900
     third_party_payers: str = "headway,alma"
     payer_fee_schedule: dict[str, dict[str, int]] = {}
+    stripe_publishable_key: str = "pk_test_local"
+    stripe_js_url: str = "http://127.0.0.1:8420/js.stripe.com/v3/"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     smtp_username: str | None = None
@@ -65,6 +68,8 @@ class Settings(BaseSettings):
     email_pdf_wait_seconds: int = 600
     email_send_lease_seconds: int = 300
     notifications_poll_ms: int = 200
+    card_expiry_notice_days: int = 30
+    card_expiry_scan_seconds: int = 3600
     consumer_max_retries: int = 3
     consumer_retry_backoff_ms: int = 200
     outbox_poll_ms: int = 50

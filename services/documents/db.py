@@ -16,7 +16,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
-    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -42,7 +41,8 @@ documents = Table(
     Column("failure_reason", Text),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("claimed_until", DateTime(timezone=True)),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # clock_timestamp, not now(): versions recorded in one consumer transaction still sort in order
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("clock_timestamp()")),
     Column("finished_at", DateTime(timezone=True)),
     UniqueConstraint("practice_id", "kind", "source_id", "version"),
     Index("ix_documents_pending", "created_at", postgresql_where=text("status = 'pending'")),

@@ -33,12 +33,14 @@ deliveries = Table(
     Column("recipient_name", String, nullable=False),
     Column("to_address", String),
     Column("subject", Text, nullable=False),
+    Column("summary", Text, nullable=False),  # the one-line text of the portal notification
     Column("body_text", Text, nullable=False),
     Column("body_html", Text, nullable=False),
     Column("action_url", Text),
     Column("document_kind", String),
     Column("document_source_id", String),
     Column("document_min_version", Integer),
+    Column("attachment_name", String),
     Column("attach_pdf", Boolean, nullable=False, server_default=text("false")),
     Column("document_id", String),
     Column("status", String, nullable=False, server_default="queued"),  # queued|sending|sent|failed
@@ -76,9 +78,9 @@ notifications = Table(
 rendered_documents = Table(
     "rendered_documents",
     metadata,
+    Column("practice_id", String, primary_key=True),
     Column("kind", String, primary_key=True),
     Column("source_id", String, primary_key=True),
-    Column("practice_id", String, nullable=False),
     Column("document_id", String, nullable=False),
     Column("version", Integer, nullable=False),
     Column("url", Text, nullable=False),
@@ -105,4 +107,27 @@ bill_balances = Table(
     Column("balance_cents", BigInteger, nullable=False),
     Column("currency", String, nullable=False),
     Column("payment_ids", JSONB, nullable=False),
+)
+
+practices = Table(
+    "practices",
+    metadata,
+    Column("practice_id", String, primary_key=True),
+    Column("name", String, nullable=False),
+    Column("currency", String, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+cards = Table(
+    "cards",
+    metadata,
+    Column("practice_id", String, primary_key=True),
+    Column("card_id", String, primary_key=True),
+    Column("client_id", String, nullable=False),
+    Column("brand", String),
+    Column("last4", String),
+    Column("exp_month", Integer, nullable=False),
+    Column("exp_year", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_cards_expiry", "exp_year", "exp_month"),
 )

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 
 from shared.db import service_metadata
@@ -69,6 +70,8 @@ payments = Table(
     Column("status", String, nullable=False),
     Column("online", Boolean, nullable=False, server_default="false"),
     Column("card_id", String),
+    Column("stripe_payment_method_id", String),
+    Column("stripe_customer_id", String),
     Column("card_brand", String),
     Column("card_last4", String),
     Column("reference", String),
@@ -78,10 +81,10 @@ payments = Table(
     Column("stripe_payment_intent_id", String, unique=True),
     Column("stripe_charge_id", String),
     Column("failure_reason", Text),
-    Column("requested", JSON, nullable=False, server_default="[]"),
+    Column("credit_cents", BigInteger, nullable=False, server_default="0"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_payments_practice_client", "practice_id", "client_id", "created_at"),
-    Index("ix_payments_pending", "status", postgresql_where="status = 'pending'"),
+    Index("ix_payments_pending", "status", postgresql_where=text("status = 'pending'")),
 )
 
 bill_applications = Table(
@@ -134,6 +137,7 @@ refunds = Table(
     Column("reason", Text),
     Column("source", String, nullable=False, server_default="api"),
     Column("status", String, nullable=False),
+    Column("plan", JSON, nullable=False, server_default="{}"),
     Column("stripe_refund_id", String, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
@@ -150,6 +154,7 @@ cards = Table(
     Column("last4", String),
     Column("exp_month", Integer),
     Column("exp_year", Integer),
+    Column("holder", String, nullable=False, server_default="client"),
     Column("is_default", Boolean, nullable=False, server_default="false"),
     Column("authorized", Boolean, nullable=False, server_default="false"),
     Column("authorization", JSON),
@@ -186,6 +191,7 @@ expected_receivables = Table(
     Column("payer", String, nullable=False),
     Column("date_of_service", Date, nullable=False),
     Column("expected_cents", BigInteger, nullable=False),
+    Column("voided", Boolean, nullable=False, server_default="false"),
 )
 """Sessions paid by a third-party platform (Headway, Alma): what we expect from it."""
 

@@ -1,0 +1,263 @@
+"""Billing's HTTP API (CONTRACT.md, billing): thin routes over the use-cases in bills.py."""
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.billing import bills, domain
+from services.billing import repository as repo
+from services.billing.practice import PracticeSettings, PracticeSettingsUpdate
+from shared.auth import CurrentPrincipal, Principal, StaffPrincipal, ensure_client_access
+from shared.events import SessionService
+from shared.http import ApiError, idempotent_replay, idempotent_store, not_found, request_fingerprint
+from shared.runtime import ServiceDep
+
+router = APIRouter(prefix="/v1", tags=["billing"])
+
+Cents = Annotated[int, Field(strict=True, ge=0)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+class LineIn(BaseModel):
+    session_id: str
+    code: str = Field(min_length=1)
+    description: str | None = None
+    amount_cents: Cents
+
+
+class BillIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str = Field(min_length=1)
+    session_ids: list[str] = Field(min_length=1)
+    responsibility: Literal["client", "insurance"] | None = Field(
+        default=None, description="default: the client's billing profile (client unless set)"
+    )
+    lines: list[LineIn] | None = None
+    copay_cents: Cents | None = None
+    coinsurance_percent: Decimal | None = Field(default=None, ge=0, le=100, decimal_places=2)
+    comments: str | None = Field(default=None, max_length=2000)
+    due_date: dt.date | None = None
+
+
+class ShareIn(BaseModel):
+    scheduled_for: AwareDatetime | None = None
+
+
+class CancelIn(BaseModel):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def run_write(
+    svc: Any,
+    request: Request,
+    principal: Principal,
+    key: str | None,
+    body: Any,
+    work: Callable[[AsyncSession], Awaitable[tuple[int, Any]]],
+) -> JSONResponse:
+    """One write: claim the Idempotency-Key, do the work, store the answer, all in one
+    transaction (with the outbox rows the work staged). A retry gets the first answer."""
+    fingerprint = request_fingerprint(request.method, request.url.path, body)
+    async with svc.db.transaction() as db:
+        replay = await idempotent_replay(db, svc.idempotency_table, principal.practice_id, key, fingerprint)
+        if replay is not None:
+            return JSONResponse(replay[1], status_code=replay[0])
+        try:
+            status, result = await work(db)
+        except domain.RuleViolation as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from exc
+        result = jsonable_encoder(result)
+        await idempotent_store(db, svc.idempotency_table, principal.practice_id, key, status, result)
+    return JSONResponse(result, status_code=status)
+
+
+# ---- unbilled ------------------------------------------------------------------------------
+
+
+@router.get("/unbilled-sessions")
+async def unbilled_sessions(
+    svc: ServiceDep,
+    principal: StaffPrincipal,
+    client_id: str | None = None,
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """The Unbilled section: sessions with something to bill and no live bill, newest first.
+    `amount_cents` is the sum of the session's billable lines (fee_cents of each billable
+    service above $0; a missed session's practice fee)."""
+    async with svc.db.transaction() as db:
+        rows, next_cursor = await repo.unbilled_sessions(db, principal.practice_id, client_id, limit, cursor)
+    items = []
+    for r in rows:
+        fees = domain.MissedFees(r.no_show_fee_cents, r.late_cancel_fee_cents)
+        services = [SessionService.model_validate(s) for s in r.data["services"]]
+        lines = domain.session_lines(r.id, r.date_of_service, r.attendance, services, fees)
+        items.append(
+            {
+                "session_id": r.id,
+                "client_id": r.client_id,
+                "client_name": f"{r.first_name} {r.last_name}",
+                "clinician_id": r.clinician_id,
+                "date_of_service": r.date_of_service,
+                "attendance": r.attendance,
+                "payer": r.data["payer"],
+                "services": [
+                    {
+                        "code": ln.code,
+                        "description": ln.description,
+                        "modifiers": list(ln.modifiers),
+                        "units": ln.units,
+                        "fee_cents": ln.amount_cents,
+                    }
+                    for ln in lines
+                ],
+                "amount_cents": sum(ln.amount_cents for ln in lines),
+            }
+        )
+    return {"items": jsonable_encoder(items), "next_cursor": next_cursor}
+
+
+# ---- bills ---------------------------------------------------------------------------------
+
+
+@router.post("/bills", status_code=201)
+async def create_bill(
+    body: BillIn, request: Request, svc: ServiceDep, principal: StaffPrincipal, key: IdempotencyKey = None
+) -> JSONResponse:
+    req = bills.BillRequest(
+        client_id=body.client_id,
+        session_ids=body.session_ids,
+        responsibility=body.responsibility,
+        edits=[domain.LineEdit(ln.session_id, ln.code, ln.description, ln.amount_cents) for ln in body.lines or []],
+        copay_cents=body.copay_cents,
+        coinsurance_percent=body.coinsurance_percent,
+        comments=body.comments,
+        due_date=body.due_date,
+    )
+
+    async def work(db: AsyncSession) -> tuple[int, Any]:
+        bill, snap = await bills.create_bill(
+            db, svc.outbox, principal.practice_id, req, now=now(), public_base_url=svc.settings.public_base_url
+        )
+        return 201, bills.view(bill, snap)
+
+    return await run_write(svc, request, principal, key, body.model_dump(mode="json"), work)
+
+
+@router.get("/bills")
+async def list_bills(
+    svc: ServiceDep,
+    principal: CurrentPrincipal,
+    status: Literal["open", "paid", "cancelled"] | None = None,
+    client_id: str | None = None,
+    limit: Limit = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Bills newest first; a client sees only their own."""
+    if not principal.is_staff:
+        if client_id and client_id != principal.client_id:
+            return {"items": [], "next_cursor": None}
+        client_id = principal.client_id
+    async with svc.db.transaction() as db:
+        rows, next_cursor = await repo.list_bills(
+            db, principal.practice_id, client_id=client_id, status=status, limit=limit, cursor=cursor
+        )
+        items = [bills.view(r, await bills.snapshot(db, r)) for r in rows]
+    return {"items": jsonable_encoder(items), "next_cursor": next_cursor}
+
+
+@router.get("/bills/{bill_id}")
+async def get_bill(bill_id: str, svc: ServiceDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    async with svc.db.transaction() as db:
+        bill = await repo.get_bill(db, principal.practice_id, bill_id)
+        if bill is None:
+            raise not_found("bill")
+        ensure_client_access(principal, bill.client_id, "bill")
+        return jsonable_encoder(bills.view(bill, await bills.snapshot(db, bill)))
+
+
+@router.post("/bills/{bill_id}/share")
+async def share_bill(
+    bill_id: str,
+    request: Request,
+    svc: ServiceDep,
+    principal: StaffPrincipal,
+    key: IdempotencyKey = None,
+    body: ShareIn | None = None,
+) -> JSONResponse:
+    """Share now (200) or schedule the share for `scheduled_for` (202)."""
+    share = body or ShareIn()
+
+    async def work(db: AsyncSession) -> tuple[int, Any]:
+        bill = await repo.get_bill(db, principal.practice_id, bill_id, lock=True)
+        if bill is None:
+            raise not_found("bill")
+        bill = await bills.share_bill(db, svc.outbox, bill, now=now(), scheduled_for=share.scheduled_for)
+        return (202 if bill.share_scheduled_at else 200), bills.view(bill, await bills.snapshot(db, bill))
+
+    return await run_write(svc, request, principal, key, share.model_dump(mode="json"), work)
+
+
+@router.post("/bills/{bill_id}/cancel")
+async def cancel_bill(
+    bill_id: str,
+    request: Request,
+    svc: ServiceDep,
+    principal: StaffPrincipal,
+    key: IdempotencyKey = None,
+    body: CancelIn | None = None,
+) -> JSONResponse:
+    cancel = body or CancelIn()
+
+    async def work(db: AsyncSession) -> tuple[int, Any]:
+        bill = await repo.get_bill(db, principal.practice_id, bill_id, lock=True)
+        if bill is None:
+            raise not_found("bill")
+        bill, snap = await bills.cancel_bill(db, svc.outbox, bill, now=now(), reason=cancel.reason)
+        return 200, bills.view(bill, snap)
+
+    return await run_write(svc, request, principal, key, cancel.model_dump(mode="json"), work)
+
+
+# ---- settings ------------------------------------------------------------------------------
+
+
+@router.get("/settings", response_model=PracticeSettings)
+async def get_settings(svc: ServiceDep, principal: StaffPrincipal) -> PracticeSettings:
+    async with svc.db.transaction() as db:
+        return await repo.load_settings(db, principal.practice_id)
+
+
+@router.put("/settings", response_model=PracticeSettings)
+async def put_settings(
+    body: PracticeSettingsUpdate,
+    request: Request,
+    svc: ServiceDep,
+    principal: StaffPrincipal,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Fields sent replace the stored ones; they apply to bills created afterwards."""
+
+    async def work(db: AsyncSession) -> tuple[int, Any]:
+        current = await repo.load_settings(db, principal.practice_id)
+        try:
+            updated = body.apply_to(current)
+        except ValidationError as exc:
+            raise ApiError(422, "validation_error", "; ".join(e["msg"] for e in exc.errors()[:5])) from exc
+        await repo.save_settings(db, principal.practice_id, updated)
+        return 200, updated.model_dump(mode="json")
+
+    return await run_write(svc, request, principal, key, body.model_dump(mode="json", exclude_unset=True), work)

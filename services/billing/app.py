@@ -1,0 +1,34 @@
+"""Wiring only: billing's consumers, background jobs and HTTP app."""
+
+from fastapi import FastAPI
+
+from services.billing import api, automation, documents_api, handlers, profiles, scheduler
+from services.billing.db import metadata
+from shared import topics
+from shared.runtime import Service
+from shared.settings import Settings
+
+SHARE_POLL_SECONDS = 1.0
+AUTOMATION_POLL_SECONDS = 60.0
+
+
+def create_service(settings: Settings) -> Service:
+    svc = Service("billing", settings, metadata)
+    svc.consume(
+        topics.SCHEDULING, {**handlers.scheduling_handlers(), "SessionVoided": handlers.void_handler(svc.outbox)}
+    )
+    svc.consume(topics.PAYMENTS, handlers.payments_handlers(svc.outbox))
+    svc.consume(topics.DOCUMENTS, {"DocumentRendered": handlers.document_rendered})
+    svc.background(scheduler.share_loop(svc.db, svc.outbox, SHARE_POLL_SECONDS))
+    svc.background(automation.bill_creation_loop(svc.db, svc.outbox, settings.public_base_url, AUTOMATION_POLL_SECONDS))
+    return svc
+
+
+def build(settings: Settings) -> tuple[Service, FastAPI]:
+    svc = create_service(settings)
+    app = svc.http_app(
+        [api.router, documents_api.router, profiles.router, automation.router],
+        title="billing",
+        description="Unbilled sessions, bills, statements and balances of a therapy practice.",
+    )
+    return svc, app

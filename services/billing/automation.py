@@ -1,0 +1,152 @@
+"""Scheduled jobs of a practice: automatic bill creation (daily, weekly, monthly) and auto-share.
+Each run is recorded per practice, job and period (`automation_runs`), so N replicas, a retry
+or a manual `POST /v1/automation/run` for the same period create each bill once."""
+
+import asyncio
+import datetime as dt
+import logging
+from collections import defaultdict
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel
+from sqlalchemy import and_, func, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.billing import bills, domain, scheduler
+from services.billing import repository as repo
+from services.billing.api import IdempotencyKey, now, run_write
+from services.billing.db import automation_runs, clients, practice_settings, sessions
+from shared.auth import StaffPrincipal
+from shared.db import Database
+from shared.outbox import Outbox
+from shared.runtime import ServiceDep
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1", tags=["automation"])
+
+
+async def _claim_run(db: AsyncSession, practice_id: str, job: str, period: str) -> bool:
+    stmt = insert(automation_runs).values(practice_id=practice_id, job=job, period=period, result={})
+    return await db.scalar(stmt.on_conflict_do_nothing().returning(automation_runs.c.job)) is not None
+
+
+async def create_bills(
+    db: AsyncSession, outbox: Outbox, practice_id: str, as_of: dt.datetime, public_base_url: str
+) -> dict[str, Any]:
+    """One bill per client for the unbilled sessions of the periods already over at `as_of`
+    (responsibility from each client's profile). A client whose bill a rule refuses is skipped
+    and reported; the others are billed."""
+    settings = await repo.load_settings(db, practice_id)
+    period, first_day = domain.billing_period(settings.bill_creation, settings.today(as_of))
+    if not await _claim_run(db, practice_id, "bill_creation", period):
+        return {"job": "bill_creation", "period": period, "already_ran": True, "bills": []}
+    fees = domain.MissedFees(settings.no_show_fee_cents, settings.late_cancel_fee_cents)
+    rows = (
+        await db.execute(
+            select(
+                sessions.c.id,
+                sessions.c.client_id,
+                sessions.c.date_of_service,
+                sessions.c.attendance,
+                sessions.c.services_cents,
+            )
+            .join(clients, and_(clients.c.practice_id == sessions.c.practice_id, clients.c.id == sessions.c.client_id))
+            .where(
+                sessions.c.practice_id == practice_id,
+                sessions.c.bill_id.is_(None),
+                ~sessions.c.voided,
+                sessions.c.data.is_not(None),
+                sessions.c.date_of_service < first_day,
+            )
+            .order_by(sessions.c.client_id, sessions.c.id)
+        )
+    ).all()
+    by_client: dict[str, list[str]] = defaultdict(list)
+    for r in rows:
+        billable = r.services_cents if r.attendance == "attended" else fees.for_attendance(r.attendance)
+        if billable > 0:
+            by_client[r.client_id].append(r.id)
+    created, skipped = [], []
+    for client_id, session_ids in by_client.items():
+        try:
+            async with db.begin_nested():
+                req = bills.BillRequest(client_id=client_id, session_ids=session_ids)
+                bill, _ = await bills.create_bill(
+                    db, outbox, practice_id, req, now=as_of, public_base_url=public_base_url
+                )
+            created.append({"bill_id": str(bill.id), "number": bill.number, "client_id": client_id})
+        except domain.RuleViolation as exc:
+            skipped.append({"client_id": client_id, "reason": exc.code})
+    result = {"job": "bill_creation", "period": period, "already_ran": False, "bills": created, "skipped": skipped}
+    await db.execute(
+        automation_runs.update()
+        .where(
+            automation_runs.c.practice_id == practice_id,
+            automation_runs.c.job == "bill_creation",
+            automation_runs.c.period == period,
+        )
+        .values(result=result)
+    )
+    return result
+
+
+class AutomationRun(BaseModel):
+    job: Literal["bill_creation", "auto_share"]
+    as_of: AwareDatetime | None = None
+
+
+@router.post("/automation/run")
+async def run_job(
+    body: AutomationRun, request: Request, svc: ServiceDep, principal: StaffPrincipal, key: IdempotencyKey = None
+) -> JSONResponse:
+    """Run a scheduled job now, as it would have run at `as_of` (default now)."""
+    as_of = body.as_of or now()
+
+    async def work(db: AsyncSession) -> tuple[int, Any]:
+        if body.job == "bill_creation":
+            return 200, await create_bills(db, svc.outbox, principal.practice_id, as_of, svc.settings.public_base_url)
+        shared = await scheduler.share_due_in(db, svc.outbox, as_of, practice_id=principal.practice_id)
+        return 200, {"job": "auto_share", "shared": shared}
+
+    return await run_write(svc, request, principal, key, body.model_dump(mode="json"), work)
+
+
+def bill_creation_loop(db: Database, outbox: Outbox, public_base_url: str, interval_seconds: float):
+    """Every practice with automatic bill creation gets its run once per period."""
+
+    async def run() -> None:
+        while True:
+            try:
+                await _run_due(db, outbox, public_base_url)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("automatic bill creation failed; retrying")
+            await asyncio.sleep(interval_seconds)
+
+    return run
+
+
+async def _run_due(db: Database, outbox: Outbox, public_base_url: str) -> None:
+    async with db.transaction() as session:
+        practices = (
+            await session.scalars(
+                select(practice_settings.c.practice_id).where(
+                    practice_settings.c.data["bill_creation"].astext != "manual"
+                )
+            )
+        ).all()
+    for practice_id in practices:
+        async with db.transaction() as session:
+            locked = await session.scalar(
+                text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": await _lock_key(session, practice_id)}
+            )
+            if locked:
+                await create_bills(session, outbox, practice_id, dt.datetime.now(dt.UTC), public_base_url)
+
+
+async def _lock_key(session: AsyncSession, practice_id: str) -> int:
+    return int(await session.scalar(select(func.hashtextextended(f"bill_creation:{practice_id}", 0))))

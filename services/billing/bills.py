@@ -1,0 +1,317 @@
+"""Bill use-cases: create, share, cancel, and apply the payment facts that move a bill between
+`open` and `paid`. Each runs inside the caller's transaction and stages its events in the
+outbox of that same transaction."""
+
+import datetime as dt
+import logging
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.billing import domain
+from services.billing import repository as repo
+from shared import topics
+from shared.events import (
+    AllocationRejected,
+    BillCancelled,
+    BillCreated,
+    BillLine,
+    BillPaid,
+    BillPaymentLine,
+    BillShared,
+    BillSnapshot,
+    BillUpdated,
+    Model,
+    Party,
+    PracticeInfo,
+    SessionService,
+    ShareDelivery,
+    new_envelope,
+)
+from shared.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BillRequest:
+    client_id: str
+    session_ids: list[str]
+    responsibility: domain.Responsibility | None = None
+    edits: Sequence[domain.LineEdit] = ()
+    copay_cents: int | None = None
+    coinsurance_percent: Decimal | None = None
+    comments: str | None = None
+    due_date: dt.date | None = None
+
+
+async def snapshot(db: AsyncSession, bill: Row[Any]) -> BillSnapshot:
+    lines = await repo.bill_lines_of(db, bill.id)
+    facts = await repo.bill_facts(db, bill.id)
+    standing = domain.standing(bill.total_cents, bill.client_share_cents, repo.as_facts(facts))
+    return BillSnapshot(
+        id=str(bill.id),
+        number=bill.number,
+        client_id=bill.client_id,
+        status=bill.status,
+        responsibility=bill.responsibility,
+        lines=[
+            BillLine(
+                session_id=line.session_id,
+                date_of_service=line.date_of_service,
+                code=line.code,
+                description=line.description,
+                modifiers=list(line.modifiers),
+                units=line.units,
+                amount_cents=line.amount_cents,
+                client_owes_cents=line.client_owes_cents,
+                insurance_owes_cents=line.insurance_owes_cents,
+                voided=line.voided,
+            )
+            for line in lines
+        ],
+        total_cents=bill.total_cents,
+        client_owes_cents=standing.client_owes_cents,
+        insurance_owes_cents=standing.insurance_owes_cents,
+        paid_cents=standing.paid_cents,
+        balance_cents=standing.balance_cents,
+        issued_on=bill.issued_on,
+        due_date=bill.due_date,
+        comments=bill.comments,
+        access_code=bill.access_code,
+        pay_url=bill.pay_url,
+        bill_to=Party.model_validate(bill.bill_to),
+        patient=Party.model_validate(bill.patient),
+        practice=PracticeInfo.model_validate(bill.practice),
+        payments=[
+            BillPaymentLine(
+                payment_id=f.payment_id,
+                kind=f.kind,
+                payer=f.payer,
+                method=f.method,
+                amount_cents=f.amount_cents,
+                occurred_at=f.occurred_at,
+            )
+            for f in facts
+        ],
+        version=bill.version,
+    )
+
+
+def view(bill: Row[Any], snap: BillSnapshot) -> dict[str, Any]:
+    """The HTTP representation: the snapshot plus share and document state."""
+    return snap.model_dump(mode="json") | {
+        "shared": bill.shared,
+        "shared_at": bill.shared_at,
+        "share_scheduled_at": bill.share_scheduled_at,
+        "document_id": bill.document_id,
+        "created_at": bill.created_at,
+        "cancelled_at": bill.cancelled_at,
+        "cancel_reason": bill.cancel_reason,
+    }
+
+
+async def stage(outbox: Outbox, db: AsyncSession, practice_id: str, client_id: str, *events: Model) -> None:
+    await outbox.stage(db, topics.BILLING, [(client_id, new_envelope(practice_id, e)) for e in events])
+
+
+async def create_bill(
+    db: AsyncSession, outbox: Outbox, practice_id: str, req: BillRequest, *, now: dt.datetime, public_base_url: str
+) -> tuple[Row[Any], BillSnapshot]:
+    """A bill from unbilled sessions of one client. The sessions are locked, so of two
+    requests for the same session one creates the bill and the other gets 409."""
+    if not req.session_ids or len(set(req.session_ids)) != len(req.session_ids):
+        raise domain.RuleViolation("invalid_sessions", "session_ids must be distinct and not empty", status=422)
+    settings = await repo.load_settings(db, practice_id)
+    client = await repo.get_client(db, practice_id, req.client_id)
+    if client is None:
+        raise domain.RuleViolation("not_found", "client not found", status=404)
+    rows = {r.id: r for r in await repo.lock_sessions(db, practice_id, req.session_ids)}
+    fees = domain.MissedFees(settings.no_show_fee_cents, settings.late_cancel_fee_cents)
+    lines: list[domain.Line] = []
+    for sid in sorted(
+        req.session_ids, key=lambda s: (rows[s].date_of_service, s) if s in rows and rows[s].data else (dt.date.min, s)
+    ):
+        row = rows.get(sid)
+        if row is None or row.data is None or row.client_id != req.client_id:
+            raise domain.RuleViolation("not_found", f"session {sid} not found for this client", status=404)
+        if row.voided:
+            raise domain.RuleViolation("session_voided", f"session {sid} was voided")
+        if row.bill_id is not None:
+            raise domain.RuleViolation("session_already_billed", f"session {sid} is already on a bill")
+        services = [SessionService.model_validate(s) for s in row.data["services"]]
+        session_lines = domain.session_lines(sid, row.date_of_service, row.attendance, services, fees)
+        if not session_lines:
+            raise domain.RuleViolation("session_not_billable", f"session {sid} has nothing billable")
+        lines.extend(session_lines)
+    if settings.service_description == "custom" and settings.custom_service_description:
+        lines = [_describe(line, settings.custom_service_description) for line in lines]
+    lines = domain.apply_edits(lines, req.edits)
+    profile = await repo.load_profile(db, practice_id, req.client_id)
+    responsibility = req.responsibility or profile.default_responsibility
+    copay, coinsurance = req.copay_cents, req.coinsurance_percent
+    if responsibility == "insurance" and copay is None and coinsurance is None:
+        copay, coinsurance = profile.copay_cents, profile.coinsurance_percent
+    lines = domain.split_lines(lines, responsibility, copay_cents=copay, coinsurance_percent=coinsurance)
+    issued_on = settings.today(now)
+    number = await repo.next_number(db, practice_id, "bill")
+    bill_id = uuid.uuid4()
+    values = {
+        "id": bill_id,
+        "practice_id": practice_id,
+        "number": number,
+        "client_id": req.client_id,
+        "status": "open",
+        "responsibility": responsibility,
+        "issued_on": issued_on,
+        "due_date": domain.due_date(issued_on, req.due_date, settings.default_due_days, settings.default_due_date),
+        "comments": req.comments,
+        "access_code": domain.access_code(secrets.randbelow(1_000_000)),
+        "pay_url": f"{public_base_url}/pay?bill={number}",
+        "bill_to": domain.bill_to(client).model_dump(mode="json"),
+        "patient": domain.patient(client).model_dump(mode="json"),
+        "practice": settings.info().model_dump(mode="json"),
+        "copay_cents": copay,
+        "coinsurance_percent": coinsurance,
+        "total_cents": sum(line.amount_cents for line in lines),
+        "client_share_cents": sum(line.client_owes_cents for line in lines),
+        "insurance_share_cents": sum(line.insurance_owes_cents for line in lines),
+        "paid_cents": 0,
+        "version": 1,
+        "created_at": now,
+    }
+    if values["total_cents"] <= 0:
+        raise domain.RuleViolation("bill_total_zero", "a bill must charge more than $0", status=422)
+    await repo.insert_bill(db, values, lines)
+    await repo.attach_sessions(db, practice_id, req.session_ids, bill_id)
+    bill = await repo.get_bill(db, practice_id, bill_id)
+    assert bill is not None
+    snap = await snapshot(db, bill)
+    await stage(outbox, db, practice_id, bill.client_id, BillCreated(bill=snap))
+    if settings.auto_share_bills:
+        bill = await repo.update_bill(
+            db, bill_id, share_scheduled_at=now + dt.timedelta(hours=settings.auto_share_delay_hours)
+        )
+    return bill, snap
+
+
+def _describe(line: domain.Line, description: str) -> domain.Line:
+    return domain.Line(
+        line.session_id, line.date_of_service, line.code, description, line.modifiers, line.units, line.amount_cents
+    )
+
+
+async def share_bill(
+    db: AsyncSession, outbox: Outbox, bill: Row[Any], *, now: dt.datetime, scheduled_for: dt.datetime | None = None
+) -> Row[Any]:
+    """Share now (stage BillShared) or at `scheduled_for` (the scheduler shares it then)."""
+    if bill.status == "cancelled":
+        raise domain.RuleViolation("bill_cancelled", "a cancelled bill cannot be shared")
+    if scheduled_for is not None and scheduled_for > now:
+        return await repo.update_bill(db, bill.id, share_scheduled_at=scheduled_for)
+    snap = await snapshot(db, bill)
+    delivery = await share_delivery(db, bill.practice_id, bill.client_id, snap.bill_to, action_url=snap.pay_url)
+    await stage(outbox, db, bill.practice_id, bill.client_id, BillShared(bill=snap, share=delivery))
+    return await repo.update_bill(db, bill.id, shared=True, shared_at=now, share_scheduled_at=None)
+
+
+async def share_delivery(
+    db: AsyncSession, practice_id: str, client_id: str, recipient: Party, *, action_url: str | None = None
+) -> ShareDelivery:
+    """How a share is delivered: the PDF attached per the practice's setting; by email when
+    the recipient has an address and the client's profile does not say portal only."""
+    settings = await repo.load_settings(db, practice_id)
+    profile = await repo.load_profile(db, practice_id, client_id)
+    return ShareDelivery(
+        recipient=recipient,
+        attach_pdf=settings.attach_pdf,
+        email=bool(recipient.email) and profile.delivery == "email",
+        action_url=action_url,
+    )
+
+
+async def cancel_bill(
+    db: AsyncSession, outbox: Outbox, bill: Row[Any], *, now: dt.datetime, reason: str | None
+) -> tuple[Row[Any], BillSnapshot]:
+    """Cancel (the bill row is locked by the caller): only while no payment on it stands
+    unrefunded; its sessions return to Unbilled."""
+    facts = await repo.bill_facts(db, bill.id)
+    domain.ensure_cancellable(bill.status, repo.as_facts(facts))
+    bill = await repo.update_bill(
+        db, bill.id, status="cancelled", cancelled_at=now, cancel_reason=reason,
+        share_scheduled_at=None, version=bill.version + 1,
+    )  # fmt: skip
+    await repo.release_sessions(db, bill.practice_id, bill.id)
+    snap = await snapshot(db, bill)
+    await stage(outbox, db, bill.practice_id, bill.client_id, BillCancelled(bill=snap, reason=reason))
+    return bill, snap
+
+
+async def refresh(db: AsyncSession, outbox: Outbox, bill: Row[Any]) -> Row[Any]:
+    """After a fact changed: re-derive paid and status from all facts, bump the version and
+    stage one event for the new version (BillPaid when it just became paid, else BillUpdated)."""
+    facts = repo.as_facts(await repo.bill_facts(db, bill.id))
+    standing = domain.standing(bill.total_cents, bill.client_share_cents, facts)
+    status = domain.status_after(bill.status, standing.balance_cents)
+    updated = await repo.update_bill(
+        db, bill.id, paid_cents=standing.paid_cents, status=status, version=bill.version + 1
+    )
+    snap = await snapshot(db, updated)
+    event: Model = BillPaid(bill=snap) if status == "paid" and bill.status != "paid" else BillUpdated(bill=snap)
+    await stage(outbox, db, bill.practice_id, bill.client_id, event)
+    return updated
+
+
+async def apply_payment(
+    db: AsyncSession,
+    outbox: Outbox,
+    practice_id: str,
+    *,
+    bill_id: str,
+    fact: dict[str, Any],
+    client_id: str,
+) -> None:
+    """One allocation of a payment to one of our bills. A bill cancelled meanwhile cannot
+    take it: AllocationRejected tells payments to make it client credit."""
+    bill = await repo.get_bill(db, practice_id, bill_id, lock=True)
+    if bill is None:
+        log.warning("payment %s names unknown bill %s; ignored", fact["payment_id"], bill_id)
+        return
+    if bill.status == "cancelled":
+        rejected = AllocationRejected(
+            payment_id=fact["payment_id"], bill_id=bill_id, client_id=client_id,
+            amount_cents=fact["amount_cents"], reason="bill_cancelled",
+        )  # fmt: skip
+        await stage(outbox, db, practice_id, client_id, rejected)
+        return
+    if await repo.add_fact(db, bill.id, **fact):
+        await refresh(db, outbox, bill)
+
+
+async def apply_refund(
+    db: AsyncSession, outbox: Outbox, practice_id: str, *, bill_id: str, fact: dict[str, Any]
+) -> None:
+    bill = await repo.get_bill(db, practice_id, bill_id, lock=True)
+    if bill is None or bill.status == "cancelled":
+        log.warning("refund %s names bill %s that cannot take it; ignored", fact["fact_id"], bill_id)
+        return
+    if await repo.add_fact(db, bill.id, **fact):
+        await refresh(db, outbox, bill)
+
+
+async def flag_voided_session(
+    db: AsyncSession, outbox: Outbox, practice_id: str, bill_id: uuid.UUID, session_id: str
+) -> None:
+    """A billed session was voided: flag its lines (nothing deleted) and re-render the bill."""
+    bill = await repo.get_bill(db, practice_id, bill_id, lock=True)
+    if bill is None:
+        return
+    await repo.void_lines(db, bill.id, session_id)
+    updated = await repo.update_bill(db, bill.id, version=bill.version + 1)
+    await stage(outbox, db, practice_id, bill.client_id, BillUpdated(bill=await snapshot(db, updated)))

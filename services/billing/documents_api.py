@@ -1,0 +1,124 @@
+"""HTTP routes for statements, a client's Documents tab and the balance check."""
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import BigInteger, cast, literal, null, select, tuple_, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.billing import check, statements
+from services.billing import repository as repo
+from services.billing.api import IdempotencyKey, Limit, ShareIn, now, run_write
+from services.billing.db import bills
+from services.billing.db import statements as statements_table
+from shared.auth import CurrentPrincipal, StaffPrincipal, ensure_client_access
+from shared.http import ApiError, encode_cursor
+from shared.runtime import ServiceDep
+
+router = APIRouter(prefix="/v1", tags=["statements and documents"])
+
+
+class StatementIn(BaseModel):
+    client_id: str = Field(min_length=1)
+    start_date: dt.date
+    end_date: dt.date
+    comments: str | None = Field(default=None, max_length=2000)
+
+
+@router.post("/statements", status_code=201)
+async def create_statement(
+    body: StatementIn, request: Request, svc: ServiceDep, principal: StaffPrincipal, key: IdempotencyKey = None
+) -> JSONResponse:
+    """Opening balance, every charge, payment, refund and cancellation in the range, closing
+    balance, and the aging of what is still owed at the end date."""
+
+    async def work(db: AsyncSession) -> tuple[int, Any]:
+        row = await statements.create_statement(
+            db, svc.outbox, principal.practice_id, client_id=body.client_id, start=body.start_date,
+            end=body.end_date, comments=body.comments, now=now(),
+        )  # fmt: skip
+        return 201, statements.view(row)
+
+    return await run_write(svc, request, principal, key, body.model_dump(mode="json"), work)
+
+
+@router.get("/statements/{statement_id}")
+async def get_statement(statement_id: str, svc: ServiceDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    async with svc.db.transaction() as db:
+        try:
+            row = await statements.get_statement(db, principal.practice_id, statement_id)
+        except statements.domain.RuleViolation as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from exc
+    ensure_client_access(principal, row.client_id, "statement")
+    return jsonable_encoder(statements.view(row))
+
+
+@router.post("/statements/{statement_id}/share")
+async def share_statement(
+    statement_id: str,
+    request: Request,
+    svc: ServiceDep,
+    principal: StaffPrincipal,
+    key: IdempotencyKey = None,
+    body: ShareIn | None = None,
+) -> JSONResponse:
+    share = body or ShareIn()
+
+    async def work(db: AsyncSession) -> tuple[int, Any]:
+        row = await statements.get_statement(db, principal.practice_id, statement_id, lock=True)
+        row = await statements.share_statement(db, svc.outbox, row, now=now(), scheduled_for=share.scheduled_for)
+        return (202 if row.share_scheduled_at else 200), statements.view(row)
+
+    return await run_write(svc, request, principal, key, share.model_dump(mode="json"), work)
+
+
+@router.get("/clients/{client_id}/documents")
+async def client_documents(
+    client_id: str, svc: ServiceDep, principal: CurrentPrincipal, limit: Limit = 50, cursor: str | None = None
+) -> dict[str, Any]:
+    """The client's Billing > Documents tab: bills and statements, newest first."""
+    ensure_client_access(principal, client_id, "client")
+    b, s = bills, statements_table
+    docs = union_all(
+        select(literal("bill").label("kind"), b.c.id, b.c.number, b.c.status, b.c.issued_on, b.c.total_cents,
+               b.c.document_id, b.c.shared, b.c.created_at)
+        .where(b.c.practice_id == principal.practice_id, b.c.client_id == client_id),
+        select(literal("statement").label("kind"), s.c.id, s.c.number, literal("issued").label("status"), s.c.issued_on,
+               cast(null(), BigInteger).label("total_cents"), s.c.document_id, s.c.shared, s.c.created_at)
+        .where(s.c.practice_id == principal.practice_id, s.c.client_id == client_id),
+    ).subquery()  # fmt: skip
+    query = select(docs).order_by(docs.c.created_at.desc(), docs.c.id.desc()).limit(limit + 1)
+    if cursor:
+        created, doc_id = repo.cursor_key(cursor, dt.datetime.fromisoformat, uuid.UUID)
+        query = query.where(tuple_(docs.c.created_at, docs.c.id) < (created, doc_id))
+    async with svc.db.transaction() as db:
+        rows = (await db.execute(query)).all()
+    next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+    items = [
+        {
+            "kind": r.kind,
+            "id": str(r.id),
+            "number": r.number,
+            "status": r.status,
+            "issued_on": r.issued_on,
+            "total_cents": r.total_cents,
+            "document_id": r.document_id,
+            "shared": r.shared,
+            "created_at": r.created_at,
+        }
+        for r in rows[:limit]
+    ]
+    return {"items": jsonable_encoder(items), "next_cursor": next_cursor}
+
+
+@router.get("/checks/balances")
+async def check_balances(svc: ServiceDep, principal: StaffPrincipal) -> dict[str, Any]:
+    """Recompute this practice's bill balances from the facts and report any drift."""
+    async with svc.db.transaction() as db:
+        checked, drift = await check.check_balances(db, principal.practice_id)
+    return check.report(checked, drift)

@@ -1,0 +1,116 @@
+"""Events in → projection / bill facts → outbox. Each handler runs in the consumer's
+transaction together with the inbox claim, so a redelivered event changes nothing twice."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.billing import bills
+from services.billing import repository as repo
+from services.billing.db import bills as bills_table
+from services.billing.db import credit_entries
+from services.billing.db import statements as statements_table
+from shared.consumer import Handler
+from shared.events import (
+    Allocation,
+    ClientUpserted,
+    ClinicianUpserted,
+    CreditChanged,
+    DocumentRendered,
+    Envelope,
+    PaymentRecorded,
+    PaymentRefunded,
+    SessionCompleted,
+    SessionVoided,
+)
+from shared.outbox import Outbox
+
+
+def scheduling_handlers() -> dict[str, Handler]:
+    async def client_upserted(db: AsyncSession, env: Envelope[ClientUpserted]) -> None:
+        await repo.upsert_client(db, env.practice_id, env.data.client, env.occurred_at)
+
+    async def clinician_upserted(db: AsyncSession, env: Envelope[ClinicianUpserted]) -> None:
+        await repo.upsert_clinician(db, env.practice_id, env.data.clinician, env.occurred_at)
+
+    async def session_completed(db: AsyncSession, env: Envelope[SessionCompleted]) -> None:
+        await repo.upsert_session(db, env.practice_id, env.data.session, env.occurred_at)
+
+    return {
+        "ClientUpserted": client_upserted,
+        "ClinicianUpserted": clinician_upserted,
+        "SessionCompleted": session_completed,
+    }
+
+
+def void_handler(outbox: Outbox) -> Handler:
+    async def session_voided(db: AsyncSession, env: Envelope[SessionVoided]) -> None:
+        bill_id = await repo.void_session(db, env.practice_id, env.data.session_id, env.data.reason)
+        if bill_id is not None:
+            await bills.flag_voided_session(db, outbox, env.practice_id, bill_id, env.data.session_id)
+
+    return session_voided
+
+
+def payments_handlers(outbox: Outbox) -> dict[str, Handler]:
+    async def payment_recorded(db: AsyncSession, env: Envelope[PaymentRecorded]) -> None:
+        payment = env.data.payment
+        for bill_id, cents in per_bill(env.data.allocations):
+            fact: dict[str, Any] = {
+                "fact_id": payment.id,
+                "payment_id": payment.id,
+                "kind": "payment",
+                "payer": payment.payer,
+                "method": payment.method,
+                "amount_cents": cents,
+                "occurred_at": payment.paid_at,
+            }
+            await bills.apply_payment(
+                db, outbox, env.practice_id, bill_id=bill_id, fact=fact, client_id=payment.client_id
+            )
+
+    async def payment_refunded(db: AsyncSession, env: Envelope[PaymentRefunded]) -> None:
+        refund, payment = env.data.refund, env.data.payment
+        for bill_id, cents in per_bill(env.data.allocations):
+            fact: dict[str, Any] = {
+                "fact_id": refund.id,
+                "payment_id": payment.id,
+                "kind": "refund",
+                "payer": payment.payer,
+                "method": payment.method,
+                "amount_cents": cents,
+                "occurred_at": refund.refunded_at,
+            }
+            await bills.apply_refund(db, outbox, env.practice_id, bill_id=bill_id, fact=fact)
+
+    return {"PaymentRecorded": payment_recorded, "PaymentRefunded": payment_refunded, "CreditChanged": credit_changed}
+
+
+async def credit_changed(db: AsyncSession, env: Envelope[CreditChanged]) -> None:
+    """Keep the client's credit ledger for statements (one row per ledger entry)."""
+    entry = env.data
+    stmt = insert(credit_entries).values(
+        practice_id=env.practice_id, entry_id=entry.entry_id, client_id=entry.client_id, kind=entry.kind,
+        amount_cents=entry.amount_cents, balance_cents=entry.balance_cents, reason=entry.reason,
+        occurred_at=env.occurred_at,
+    )  # fmt: skip
+    await db.execute(stmt.on_conflict_do_nothing())
+
+
+def per_bill(allocations: Sequence[Allocation]) -> list[tuple[str, int]]:
+    """One amount per bill (a payment is one fact per bill), bills in a fixed order so two
+    events touching the same bills lock them in the same order."""
+    totals: dict[str, int] = {}
+    for allocation in allocations:
+        totals[allocation.bill_id] = totals.get(allocation.bill_id, 0) + allocation.amount_cents
+    return sorted(totals.items())
+
+
+async def document_rendered(db: AsyncSession, env: Envelope[DocumentRendered]) -> None:
+    """Keep the id of the newest rendered version of each bill and statement."""
+    doc = env.data
+    table = {"bill": bills_table, "statement": statements_table}.get(doc.kind)
+    if table is not None:
+        await repo.record_document(db, table, env.practice_id, doc.source_id, doc.document_id, doc.version)

@@ -1,0 +1,122 @@
+"""A practice's bill settings (`GET/PUT /v1/settings`): stored per practice in billing and
+read when a bill is created, so a change applies to bills created afterwards."""
+
+import datetime as dt
+import zoneinfo
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared.events import Address, PracticeInfo
+
+DueDays = Literal[15, 30, 45, 60, 90, 120]
+
+
+class PracticeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""
+    address: Address | None = None
+    phone: str | None = None
+    tax_id: str | None = None
+    npi: str | None = None
+    timezone: str = "America/New_York"
+    currency: str = Field(default="USD", min_length=3, max_length=3)
+    default_due_days: DueDays = 30
+    default_due_date: dt.date | None = Field(
+        default=None, description="a fixed due date for new bills; overrides default_due_days while in the future"
+    )
+    service_description: Literal["code", "custom"] = "code"
+    custom_service_description: str | None = None
+    footer_comment: str | None = None
+    attach_pdf: bool = Field(default=True, description="attach the PDF to emails; false = portal only")
+    bill_creation: Literal["manual", "daily", "weekly", "monthly"] = "manual"
+    superbill_creation_day: int = Field(default=1, ge=1, le=28)
+    auto_share_bills: bool = False
+    auto_share_statements: bool = False
+    auto_share_superbills: bool = False
+    auto_share_delay_hours: int = Field(default=0, ge=0, le=24 * 30)
+    no_show_fee_cents: int = Field(default=0, ge=0)
+    late_cancel_fee_cents: int = Field(default=0, ge=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    def info(self) -> PracticeInfo:
+        """What a bill or statement prints about the practice."""
+        return PracticeInfo(
+            name=self.name,
+            address=self.address,
+            phone=self.phone,
+            tax_id=self.tax_id,
+            npi=self.npi,
+            timezone=self.timezone,
+            currency=self.currency,
+            footer_comment=self.footer_comment,
+        )
+
+    def today(self, now: dt.datetime) -> dt.date:
+        """The practice's calendar date at `now` (bills are issued on the practice's day)."""
+        return now.astimezone(zoneinfo.ZoneInfo(self.timezone)).date()
+
+
+class PracticeSettingsUpdate(BaseModel):
+    """PUT body: the fields sent replace the stored ones; fields left out keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    address: Address | None = None
+    phone: str | None = None
+    tax_id: str | None = None
+    npi: str | None = None
+    timezone: str | None = None
+    currency: str | None = None
+    default_due_days: DueDays | None = None
+    default_due_date: dt.date | None = None
+    service_description: Literal["code", "custom"] | None = None
+    custom_service_description: str | None = None
+    footer_comment: str | None = None
+    attach_pdf: bool | None = None
+    bill_creation: Literal["manual", "daily", "weekly", "monthly"] | None = None
+    superbill_creation_day: int | None = None
+    auto_share_bills: bool | None = None
+    auto_share_statements: bool | None = None
+    auto_share_superbills: bool | None = None
+    auto_share_delay_hours: int | None = None
+    no_show_fee_cents: int | None = None
+    late_cancel_fee_cents: int | None = None
+
+    def apply_to(self, current: PracticeSettings) -> PracticeSettings:
+        merged = current.model_dump() | self.model_dump(include=self.model_fields_set)
+        return PracticeSettings.model_validate(merged)
+
+
+class BillingProfile(BaseModel):
+    """A client's bill defaults and delivery (`/v1/clients/{client_id}/billing-profile`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default_responsibility: Literal["client", "insurance"] = "client"
+    copay_cents: Annotated[int, Field(strict=True, ge=0)] | None = None
+    coinsurance_percent: Decimal | None = Field(default=None, ge=0, le=100, decimal_places=2)
+    automatic_superbills: bool = False
+    delivery: Literal["email", "portal_only"] = "email"
+
+    @model_validator(mode="after")
+    def _one_split(self) -> "BillingProfile":
+        if self.copay_cents is not None and self.coinsurance_percent is not None:
+            raise ValueError("give a copay or a coinsurance, not both")
+        return self

@@ -1,0 +1,47 @@
+"""Scheduled shares: bills and statements whose `share_scheduled_at` has come are shared by
+whichever replica gets to them first (rows locked with SKIP LOCKED, so each is shared once)."""
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.billing import bills, statements
+from services.billing import repository as repo
+from shared.db import Database
+from shared.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+
+async def share_due_in(
+    session: AsyncSession, outbox: Outbox, now: dt.datetime, *, practice_id: str | None = None
+) -> int:
+    """Share every bill and statement scheduled at or before `now`; returns how many."""
+    due = await repo.bills_due_for_share(session, now, practice_id=practice_id)
+    for bill in due:
+        if bill.status == "cancelled":
+            await repo.update_bill(session, bill.id, share_scheduled_at=None)
+            continue
+        await bills.share_bill(session, outbox, bill, now=now)
+    due_statements = await statements.statements_due_for_share(session, now, practice_id=practice_id)
+    for statement in due_statements:
+        await statements.share_statement(session, outbox, statement, now=now)
+    return len(due) + len(due_statements)
+
+
+def share_loop(db: Database, outbox: Outbox, interval_seconds: float) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        while True:
+            try:
+                async with db.transaction() as session:
+                    await share_due_in(session, outbox, dt.datetime.now(dt.UTC))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduled share failed; retrying")
+            await asyncio.sleep(interval_seconds)
+
+    return run

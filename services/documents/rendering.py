@@ -1,0 +1,99 @@
+"""HTML (Jinja2) → PDF (WeasyPrint), in a process pool so the event loop keeps consuming
+and answering health checks while CPU-bound rendering runs."""
+
+import asyncio
+import hashlib
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+from weasyprint import HTML
+
+from services.documents.domain import RenderRequest
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+log = logging.getLogger(__name__)
+
+
+class RenderError(Exception):
+    """The template or WeasyPrint failed on this input (permanent: DocumentFailed)."""
+
+
+class RendererCrashed(Exception):
+    """A render process died (out of memory, killed): the job is retried."""
+
+
+@dataclass(frozen=True)
+class RenderedPdf:
+    pdf: bytes
+    pages: int
+    sha256: str
+
+
+@lru_cache
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def render_html(request: RenderRequest) -> str:
+    return environment().get_template(request.template).render(request.context)
+
+
+def html_to_pdf(html: str) -> tuple[bytes, int]:
+    document = HTML(string=html, base_url=str(TEMPLATES)).render()
+    return document.write_pdf(), len(document.pages)
+
+
+def render_pdf(request: RenderRequest) -> RenderedPdf:
+    """Runs in a worker process; any failure comes back as a picklable RenderError."""
+    try:
+        pdf, pages = html_to_pdf(render_html(request))
+    except Exception as exc:
+        raise RenderError(f"{type(exc).__name__}: {exc}") from None
+    return RenderedPdf(pdf=pdf, pages=pages, sha256=hashlib.sha256(pdf).hexdigest())
+
+
+def _warm_up() -> None:
+    """Load fonts and templates once per worker process, not on its first real job."""
+    environment().get_template("layout.html")
+    html_to_pdf("<p style='font-family: DejaVu Sans'>warm-up</p>")
+
+
+class Renderer:
+    """A pool of render processes. `spawn`, not fork: the parent runs threads (asyncpg,
+    Kafka) that a forked child must not inherit."""
+
+    def __init__(self, workers: int = 0) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self._pool: ProcessPoolExecutor | None = None
+
+    def start(self) -> None:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_warm_up
+            )
+
+    def stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    async def render(self, request: RenderRequest) -> RenderedPdf:
+        self.start()
+        assert self._pool is not None
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, render_pdf, request)
+        except BrokenProcessPool as exc:
+            log.error("render process died; starting a new pool")
+            self.stop()
+            raise RendererCrashed(str(exc) or "render process died") from exc

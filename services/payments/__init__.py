@@ -1,0 +1,1 @@
+"""Payments: every way money comes in and goes back (CONTRACT.md, payments section)."""

@@ -1,0 +1,37 @@
+"""Wiring of the payments service: consumers, background reconciler, HTTP routers."""
+
+from fastapi import FastAPI
+
+from services.payments import api, autopay, cards, credit, payers, public, webhooks
+from services.payments.db import metadata
+from services.payments.handlers import PaymentHandlers
+from services.payments.reconciler import reconciler_loop
+from services.payments.service import Payments
+from services.payments.stripe_gateway import StripeGateway
+from shared.runtime import Service
+from shared.settings import Settings
+
+
+class PaymentsService(Service):
+    """The shared Service plus the payments context its routes and handlers use."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__("payments", settings, metadata)
+        self.payments = Payments(self, StripeGateway(settings))
+
+
+def create_service(settings: Settings) -> PaymentsService:
+    svc = PaymentsService(settings)
+    PaymentHandlers(svc.payments).subscribe(svc)
+    svc.background(reconciler_loop(svc.payments))
+    return svc
+
+
+def build(settings: Settings) -> tuple[Service, FastAPI]:
+    svc = create_service(settings)
+    app = svc.http_app(
+        [api.router, credit.router, cards.router, autopay.router, public.router, webhooks.router, payers.router],
+        title="payments",
+        description="Payments, refunds, client credit, cards on file, Stripe, payer remittances, the pay page.",
+    )
+    return svc, app

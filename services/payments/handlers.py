@@ -1,0 +1,145 @@
+"""Events in → payments' own state: the bill projection (and automatic use of credit on a
+new bill), rejected allocations turned into credit, households, and third-party payer
+sessions as expected receivables. Each runs in the consumer's transaction with the inbox."""
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.payments import repository as repo
+from services.payments.db import clients, expected_receivables, payments
+from services.payments.domain import Application, expected_payer_amount
+from services.payments.recording import apply_credit_to_bill
+from services.payments.service import Payments
+from shared import topics
+from shared.events import (
+    AllocationRejected,
+    BillEvent,
+    ClientUpserted,
+    Envelope,
+    SessionCompleted,
+    SessionVoided,
+)
+from shared.runtime import Service
+
+
+class PaymentHandlers:
+    def __init__(self, ctx: Payments) -> None:
+        self.ctx = ctx
+
+    async def bill_changed(self, session: AsyncSession, env: Envelope[BillEvent]) -> None:
+        await repo.upsert_bill(session, env.practice_id, env.data.bill)
+
+    async def bill_created(self, session: AsyncSession, env: Envelope[BillEvent]) -> None:
+        await repo.upsert_bill(session, env.practice_id, env.data.bill)
+        await apply_credit_to_bill(self.ctx, session, env.practice_id, env.data.bill.id)
+
+    async def allocation_rejected(self, session: AsyncSession, env: Envelope[AllocationRejected]) -> None:
+        """The bill was cancelled before our payment reached it: the money becomes credit."""
+        data = env.data
+        payment = (
+            await session.execute(
+                select(payments)
+                .where(payments.c.id == data.payment_id, payments.c.practice_id == env.practice_id)
+                .with_for_update()
+            )
+        ).one_or_none()
+        if payment is None:
+            return
+        await repo.lock_bills(session, [data.bill_id])
+        on_bill = sum(
+            a.amount_cents for a in await repo.payment_applications(session, payment.id) if a.bill_id == data.bill_id
+        )
+        amount = min(data.amount_cents, on_bill)
+        if amount <= 0:
+            return
+        await repo.add_applications(
+            session,
+            practice_id=env.practice_id,
+            client_of_bill={data.bill_id: data.client_id},
+            payer=payment.payer,
+            payment_id=payment.id,
+            kind="rejected",
+            applications=[Application(data.bill_id, amount)],
+            sign=-1,
+        )
+        if payment.method == "credit":
+            kind = "refund_to_credit"
+        else:
+            kind = "allocation_rejected"
+        await repo.lock_client(session, env.practice_id, payment.client_id)
+        await self.ctx.credit(
+            session,
+            env.practice_id,
+            payment.client_id,
+            kind,
+            amount,
+            payment_id=payment.id,
+            bill_id=data.bill_id,
+            reason=data.reason,
+        )
+
+    async def client_upserted(self, session: AsyncSession, env: Envelope[ClientUpserted]) -> None:
+        client = env.data.client
+        contact = next((g for g in client.guardians if g.is_billing_contact), None)
+        values = {
+            "household_id": client.household_id,
+            "is_minor": client.is_minor,
+            "billing_contact_name": contact.name if contact else None,
+        }
+        stmt = insert(clients).values(practice_id=env.practice_id, id=client.id, **values)
+        await session.execute(
+            stmt.on_conflict_do_update(index_elements=[clients.c.practice_id, clients.c.id], set_=values)
+        )
+
+    async def session_completed(self, session: AsyncSession, env: Envelope[SessionCompleted]) -> None:
+        """A session paid by a platform (Headway, Alma) is an expected receivable, not a bill."""
+        s = env.data.session
+        platforms = {p.strip() for p in self.ctx.settings.third_party_payers.split(",") if p.strip()}
+        if s.payer not in platforms:
+            return
+        lines = [(svc.code, svc.fee_cents) for svc in s.services if svc.billable]
+        expected = expected_payer_amount(s.payer, lines, self.ctx.settings.payer_fee_schedule)
+        values: dict[str, Any] = {
+            "client_id": s.client_id,
+            "payer": s.payer,
+            "date_of_service": s.date_of_service,
+            "expected_cents": expected,
+        }
+        stmt = insert(expected_receivables).values(practice_id=env.practice_id, session_id=s.id, **values)
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[expected_receivables.c.practice_id, expected_receivables.c.session_id], set_=values
+            )
+        )
+
+    async def session_voided(self, session: AsyncSession, env: Envelope[SessionVoided]) -> None:
+        t = expected_receivables
+        await session.execute(
+            update(t)
+            .where(t.c.practice_id == env.practice_id, t.c.session_id == env.data.session_id)
+            .values(voided=True)
+        )
+
+    def subscribe(self, svc: Service) -> None:
+        svc.consume(
+            topics.BILLING,
+            {
+                "BillCreated": self.bill_created,
+                "BillUpdated": self.bill_changed,
+                "BillPaid": self.bill_changed,
+                "BillCancelled": self.bill_changed,
+                "BillShared": self.bill_changed,
+                "AllocationRejected": self.allocation_rejected,
+            },
+        )
+        svc.consume(
+            topics.SCHEDULING,
+            {
+                "ClientUpserted": self.client_upserted,
+                "SessionCompleted": self.session_completed,
+                "SessionVoided": self.session_voided,
+            },
+        )

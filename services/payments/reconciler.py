@@ -1,0 +1,85 @@
+"""Resolves payments and refunds left `pending` when Stripe did not answer in time. A payment
+whose intent id is known is looked up; without it the charge is retried with the same
+idempotency key (our payment id), which Stripe answers with the original intent instead of
+charging again. A pending refund is retried the same way (key: our refund id). One replica
+at a time (advisory lock)."""
+
+import asyncio
+import datetime as dt
+import logging
+import zlib
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import select, text
+
+from services.payments.db import payments, refunds
+from services.payments.recording import charge_online, settle_intent
+from services.payments.refunds import reverse_refund, settle_refund
+from services.payments.service import Payments
+from services.payments.stripe_gateway import StripeDeclined, StripeUnavailable
+
+log = logging.getLogger(__name__)
+LOCK_ID = zlib.crc32(b"payments:reconciler")
+
+
+async def reconcile_pending(ctx: Payments, *, older_than: dt.timedelta) -> int:
+    """One pass; returns how many pending payments and refunds it looked at."""
+    cutoff = dt.datetime.now(dt.UTC) - older_than
+    async with ctx.svc.db.engine.connect() as conn:
+        if not await conn.scalar(text("SELECT pg_try_advisory_lock(:id)"), {"id": LOCK_ID}):
+            return 0
+        try:
+            pending_payments = (
+                await conn.execute(
+                    select(payments).where(payments.c.status == "pending", payments.c.created_at < cutoff).limit(100)
+                )
+            ).all()
+            pending_refunds = (
+                await conn.execute(
+                    select(refunds.c.id, refunds.c.amount_cents, payments.c.stripe_payment_intent_id)
+                    .join(payments, payments.c.id == refunds.c.payment_id)
+                    .where(refunds.c.status == "pending", refunds.c.created_at < cutoff)
+                    .limit(100)
+                )
+            ).all()
+            await conn.commit()
+            for row in pending_payments:
+                try:
+                    if row.stripe_payment_intent_id:
+                        await settle_intent(ctx, row.id, await ctx.stripe.retrieve_intent(row.stripe_payment_intent_id))
+                    else:
+                        await charge_online(ctx, row, key=None, off_session=row.stripe_customer_id is not None)
+                except Exception:
+                    log.exception("pending payment %s not resolved yet", row.id)
+            for refund in pending_refunds:
+                try:
+                    stripe_id = await ctx.stripe.refund(
+                        refund_id=refund.id,
+                        payment_intent_id=refund.stripe_payment_intent_id,
+                        amount_cents=refund.amount_cents,
+                    )
+                    await settle_refund(ctx, refund.id, stripe_id, None)
+                except StripeDeclined as exc:
+                    await reverse_refund(ctx, refund.id, exc.reason, None)
+                except StripeUnavailable:
+                    log.warning("Stripe still unavailable for pending refund %s", refund.id)
+            return len(pending_payments) + len(pending_refunds)
+        finally:
+            await conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": LOCK_ID})
+            await conn.commit()
+
+
+def reconciler_loop(ctx: Payments) -> Callable[[], Awaitable[None]]:
+    interval = ctx.settings.payments_reconcile_interval_s
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await reconcile_pending(ctx, older_than=dt.timedelta(seconds=interval))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("payment reconciler pass failed")
+
+    return loop

@@ -1,0 +1,336 @@
+"""Recording a payment: lock the bills, split the amount (bills first, the rest to credit),
+write the ledgers and stage PaymentRecorded in one transaction. An online card payment is
+recorded `pending` first (holding its amount against the bills), Stripe is called with no
+transaction open, then it is settled: succeeded, failed (402, nothing applied) or left
+pending for the reconciler when Stripe did not answer."""
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.payments import repository as repo
+from services.payments.db import bills, cards, payments
+from services.payments.domain import Application, PaymentRuleError, plan_credit_use, plan_payment
+from services.payments.schemas import PaymentIn
+from services.payments.service import Payments, allocations, payment_info, payment_row, payment_view, rule_error
+from services.payments.stripe_gateway import IntentResult, StripeDeclined, StripeUnavailable
+from shared.auth import Principal
+from shared.events import PaymentFailed, PaymentRecorded
+from shared.http import ApiError, idempotent_replay, idempotent_store, not_found, request_fingerprint
+
+Answer = tuple[int, dict[str, Any]]
+
+
+def requested_applications(req: PaymentIn) -> list[Application]:
+    if req.allocations:
+        return [Application(a.bill_id, a.amount_cents) for a in req.allocations]
+    if req.bill_id:
+        return [Application(req.bill_id, req.amount_cents)]
+    return []
+
+
+@dataclass(frozen=True)
+class CardRef:
+    """The card a payment is charged to: one on file, or one given once (the pay page)."""
+
+    id: str | None
+    stripe_payment_method_id: str
+    stripe_customer_id: str | None
+    brand: str | None
+    last4: str | None
+
+
+async def record_payment(
+    ctx: Payments, principal: Principal, req: PaymentIn, key: str | None, *, card: CardRef | None = None
+) -> Answer:
+    if not principal.is_staff:
+        if principal.client_id != req.client_id:
+            raise not_found("client")
+        if not (req.method == "card" and req.online):
+            raise ApiError(403, "forbidden", "clients pay online by card; other payments are recorded by staff")
+    requested = requested_applications(req)
+    await ctx.wait_for_bills(a.bill_id for a in requested)
+    fingerprint = request_fingerprint("POST", "/v1/payments", req.model_dump(exclude={"idempotency_key"}))
+    payment_id = str(uuid.uuid4())
+    async with ctx.svc.db.transaction() as session:
+        replay = await idempotent_replay(session, ctx.svc.idempotency_table, principal.practice_id, key, fingerprint)
+        if replay:
+            return replay
+        if card is None and req.method == "card":
+            card = await _card_for(session, principal.practice_id, req)
+        row = await _record(ctx, session, principal, req, requested, payment_id, card)
+        answer = 201, await payment_view(ctx, session, row)
+        await idempotent_store(session, ctx.svc.idempotency_table, principal.practice_id, key, *answer)
+    if row.status != "pending":
+        return answer
+    return await charge_online(ctx, row, key=key, off_session=principal.is_staff)
+
+
+async def _card_for(session: AsyncSession, practice_id: str, req: PaymentIn) -> CardRef | None:
+    """The card to charge: the one named, else for an online payment the client's default
+    (for a minor, a card of the billing contact comes first)."""
+    q = select(cards).where(
+        cards.c.practice_id == practice_id, cards.c.client_id == req.client_id, cards.c.deleted_at.is_(None)
+    )
+    if req.card_id:
+        card = (await session.execute(q.where(cards.c.id == req.card_id))).one_or_none()
+        if card is None:
+            raise not_found("card")
+        return _ref(card)
+    if not req.online:
+        return None
+    order = [(cards.c.holder == "billing_contact").desc(), cards.c.is_default.desc(), cards.c.created_at.desc()]
+    card = (await session.execute(q.order_by(*order).limit(1))).one_or_none()
+    if card is None:
+        raise ApiError(409, "no_card_on_file", "this client has no card on file to charge online")
+    return _ref(card)
+
+
+def _ref(card: Row[Any]) -> CardRef:
+    return CardRef(card.id, card.stripe_payment_method_id, card.stripe_customer_id, card.brand, card.last4)
+
+
+async def _record(
+    ctx: Payments,
+    session: AsyncSession,
+    principal: Principal,
+    req: PaymentIn,
+    requested: list[Application],
+    payment_id: str,
+    card: CardRef | None,
+) -> Row[Any]:
+    practice_id = principal.practice_id
+    locked = await repo.lock_bills(session, (a.bill_id for a in requested))
+    for a in requested:
+        bill = locked.get(a.bill_id)
+        if bill is None or bill.practice_id != practice_id or not principal.can_see_client(bill.client_id):
+            raise not_found(f"bill {a.bill_id}")
+    await _check_household(session, practice_id, req.client_id, {b.client_id for b in locked.values()})
+    balances = await repo.balances(session, locked, req.payer)
+    await repo.lock_client(session, practice_id, req.client_id)
+    available = await repo.credit_balance(session, practice_id, req.client_id) if req.method == "credit" else 0
+    try:
+        plan = plan_payment(req.amount_cents, requested, balances, method=req.method, available_credit_cents=available)
+    except PaymentRuleError as exc:
+        raise rule_error(exc) from exc
+    online = req.method == "card" and req.online
+    await session.execute(
+        payments.insert().values(
+            id=payment_id,
+            practice_id=practice_id,
+            client_id=req.client_id,
+            payer=req.payer,
+            payer_name=req.payer_name,
+            method=req.method,
+            amount_cents=req.amount_cents,
+            status="pending" if online else "succeeded",
+            online=online,
+            card_id=card.id if card else None,
+            stripe_payment_method_id=card.stripe_payment_method_id if card else None,
+            stripe_customer_id=card.stripe_customer_id if card else None,
+            card_brand=card.brand if card else req.card_brand,
+            card_last4=card.last4 if card else req.card_last4,
+            reference=req.reference,
+            notes=req.notes,
+            appointment_id=req.appointment_id,
+            paid_at=req.paid_at or dt.datetime.now(dt.UTC),
+            credit_cents=plan.credit_cents,
+        )
+    )
+    await repo.add_applications(
+        session,
+        practice_id=practice_id,
+        client_of_bill={bill_id: b.client_id for bill_id, b in locked.items()},
+        payer=req.payer,
+        payment_id=payment_id,
+        kind="payment",
+        applications=plan.applications,
+    )
+    row = await payment_row(session, payment_id)
+    if not online:
+        await settle_succeeded(ctx, session, row)
+    return row
+
+
+async def _check_household(session: AsyncSession, practice_id: str, client_id: str, bill_clients: set[str]) -> None:
+    """One payment may cover bills of the payer's household (a couple, siblings), no one else's."""
+    others = bill_clients - {client_id}
+    if not others:
+        return
+    households = await repo.household_of(session, practice_id, {client_id, *others})
+    mine = households.get(client_id)
+    if mine is None or any(households.get(o) != mine for o in others):
+        raise ApiError(422, "not_same_household", "allocations may only cover bills of the client's household")
+
+
+async def settle_succeeded(ctx: Payments, session: AsyncSession, row: Row[Any]) -> None:
+    """The money is in: credit the rest, stage PaymentRecorded (row status is succeeded)."""
+    applied = await repo.payment_applications(session, row.id)
+    await ctx.stage(
+        session,
+        row.practice_id,
+        row.client_id,
+        PaymentRecorded(payment=payment_info(row), allocations=allocations(applied), credit_cents=row.credit_cents),
+    )
+    if row.credit_cents:
+        kind = "overpayment" if applied else "prepayment"
+        await ctx.credit(
+            session,
+            row.practice_id,
+            row.client_id,
+            kind,
+            row.credit_cents,
+            payment_id=row.id,
+            appointment_id=row.appointment_id,
+        )
+    if row.method == "credit":
+        await ctx.credit(session, row.practice_id, row.client_id, "used", -row.amount_cents, payment_id=row.id)
+
+
+async def charge_online(ctx: Payments, row: Row[Any], *, key: str | None, off_session: bool) -> Answer:
+    """Call Stripe for a pending payment (no transaction open), then settle it."""
+    try:
+        result = await ctx.stripe.charge(
+            payment_id=row.id,
+            amount_cents=row.amount_cents,
+            currency=await _currency(ctx, row.id),
+            payment_method_id=row.stripe_payment_method_id,
+            customer_id=row.stripe_customer_id,
+            off_session=off_session,
+        )
+    except StripeDeclined as exc:
+        return await settle_intent(ctx, row.id, None, declined=exc, key=key)
+    except StripeUnavailable:
+        async with ctx.svc.db.transaction() as session:
+            return 201, await payment_view(ctx, session, await payment_row(session, row.id))
+    return await settle_intent(ctx, row.id, result, key=key)
+
+
+async def _currency(ctx: Payments, payment_id: str) -> str:
+    async with ctx.svc.db.transaction() as session:
+        bill_ids = [a.bill_id for a in await repo.payment_applications(session, payment_id)]
+        currency = await session.scalar(select(bills.c.currency).where(bills.c.id.in_(bill_ids)).limit(1))
+    return currency or "USD"
+
+
+async def settle_intent(
+    ctx: Payments,
+    payment_id: str,
+    result: IntentResult | None,
+    *,
+    declined: StripeDeclined | None = None,
+    key: str | None = None,
+) -> Answer:
+    """Resolve a pending payment from what Stripe says. Idempotent: a payment already settled
+    (by the webhook, the reconciler or the request itself) is left as it is."""
+    async with ctx.svc.db.transaction() as session:
+        row = (await session.execute(select(payments).where(payments.c.id == payment_id).with_for_update())).one()
+        answer: Answer
+        if row.status == "pending":
+            if declined is not None or (result and result.status in ("requires_payment_method", "canceled")):
+                reason = declined.reason if declined else (result.failure_reason if result else None)
+                await _fail(ctx, session, row, reason or "the card was declined", result)
+            elif result is not None and result.status == "succeeded":
+                await session.execute(
+                    update(payments)
+                    .where(payments.c.id == payment_id)
+                    .values(
+                        status="succeeded",
+                        stripe_payment_intent_id=result.intent_id,
+                        stripe_charge_id=result.charge_id,
+                        paid_at=dt.datetime.now(dt.UTC),
+                    )
+                )
+                await settle_succeeded(ctx, session, await payment_row(session, payment_id))
+            elif result is not None:
+                await session.execute(
+                    update(payments)
+                    .where(payments.c.id == payment_id)
+                    .values(stripe_payment_intent_id=result.intent_id)
+                )
+        row = await payment_row(session, payment_id)
+        if row.status == "failed":
+            message = f"{row.failure_reason} (payment {row.id})"
+            answer = 402, {"error": {"code": "card_declined", "message": message}}
+        else:
+            answer = 201, await payment_view(ctx, session, row)
+        if key:
+            await idempotent_store(session, ctx.svc.idempotency_table, row.practice_id, key, *answer)
+    return answer
+
+
+async def _fail(ctx: Payments, session: AsyncSession, row: Row[Any], reason: str, result: IntentResult | None) -> None:
+    """A declined charge: record the failed attempt, release what it held on the bills."""
+    applied = await repo.payment_applications(session, row.id)
+    await repo.add_applications(
+        session,
+        practice_id=row.practice_id,
+        client_of_bill=await repo.bill_clients(session, [a.bill_id for a in applied]),
+        payer=row.payer,
+        payment_id=row.id,
+        kind="voided",
+        applications=applied,
+        sign=-1,
+    )
+    await session.execute(
+        update(payments)
+        .where(payments.c.id == row.id)
+        .values(
+            status="failed",
+            failure_reason=reason,
+            stripe_payment_intent_id=result.intent_id if result else row.stripe_payment_intent_id,
+        )
+    )
+    failed = await payment_row(session, row.id)
+    await ctx.stage(
+        session,
+        row.practice_id,
+        row.client_id,
+        PaymentFailed(payment=payment_info(failed), bill_id=applied[0].bill_id if applied else None, reason=reason),
+    )
+
+
+async def apply_credit_to_bill(ctx: Payments, session: AsyncSession, practice_id: str, bill_id: str) -> None:
+    """A new bill the client owes on takes the client's available credit automatically, except
+    credit prepaid for an appointment that is not on this bill (it waits for that one)."""
+    locked = await repo.lock_bills(session, [bill_id])
+    bill = locked.get(bill_id)
+    if bill is None or bill.status != "open" or bill.client_owes_cents <= 0:
+        return
+    await repo.lock_client(session, practice_id, bill.client_id)
+    available = await repo.credit_balance(session, practice_id, bill.client_id)
+    available -= await repo.reserved_credit(session, practice_id, bill.client_id)
+    if available <= 0:
+        return
+    balances = await repo.balances(session, locked, "client")
+    plan = plan_credit_use(available, [balances[bill_id]])
+    if not plan.applications:
+        return
+    payment_id = str(uuid.uuid4())
+    await session.execute(
+        payments.insert().values(
+            id=payment_id,
+            practice_id=practice_id,
+            client_id=bill.client_id,
+            payer="client",
+            method="credit",
+            amount_cents=plan.applied_cents,
+            status="succeeded",
+            notes="client credit applied automatically",
+            paid_at=dt.datetime.now(dt.UTC),
+        )
+    )
+    await repo.add_applications(
+        session,
+        practice_id=practice_id,
+        client_of_bill={bill_id: bill.client_id},
+        payer="client",
+        payment_id=payment_id,
+        kind="payment",
+        applications=plan.applications,
+    )
+    await settle_succeeded(ctx, session, await payment_row(session, payment_id))

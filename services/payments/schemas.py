@@ -1,0 +1,112 @@
+"""Request bodies of the payments API (CONTRACT.md). Money is strict int cents: a float or a
+string amount is a 422, never rounded."""
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+Cents = Annotated[int, Field(strict=True, gt=0)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class AllocationIn(Body):
+    bill_id: str = Field(min_length=1)
+    amount_cents: Cents
+
+
+class PaymentIn(Body):
+    client_id: str = Field(min_length=1)
+    bill_id: str | None = None
+    allocations: list[AllocationIn] | None = Field(default=None, min_length=1)
+    payer: Literal["client", "insurance"] = "client"
+    payer_name: str | None = Field(default=None, description="the insurer, for payer insurance")
+    method: Literal["card", "cash", "check", "credit", "other"]
+    amount_cents: Cents
+    online: bool = False
+    card_id: str | None = None
+    card_brand: str | None = Field(default=None, description="offline card: the brand on the terminal slip")
+    card_last4: str | None = Field(default=None, pattern=r"^\d{4}$")
+    reference: str | None = Field(default=None, description="check number, EFT or insurer check reference")
+    paid_at: AwareDatetime | None = None
+    notes: str | None = None
+    appointment_id: str | None = Field(default=None, description="a prepayment for this upcoming session")
+    idempotency_key: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "PaymentIn":
+        if self.bill_id and self.allocations:
+            raise ValueError("give bill_id or allocations, not both")
+        if self.online and self.method != "card":
+            raise ValueError("only card payments can be online")
+        if self.online and self.paid_at is not None:
+            raise ValueError("paid_at of an online card payment is set by Stripe")
+        if self.method == "credit" and not (self.bill_id or self.allocations):
+            raise ValueError("a payment from credit needs bill_id or allocations")
+        return self
+
+
+class PaymentEdit(Body):
+    """What may change on a recorded payment (not its amount: refund instead)."""
+
+    paid_at: AwareDatetime | None = None
+    notes: str | None = None
+    reference: str | None = None
+
+
+class RefundIn(Body):
+    amount_cents: Cents | None = None
+    reason: str | None = None
+    bill_id: str | None = Field(default=None, description="refund only this bill's allocation of the payment")
+    idempotency_key: str | None = None
+
+
+class CreditAdjustmentIn(Body):
+    amount_cents: Cents
+    kind: Literal["discount", "reimbursement"] = "discount"
+    reason: str = Field(min_length=1)
+    idempotency_key: str | None = None
+
+
+class CardAuthorization(Body):
+    signed_by: str = Field(min_length=1)
+    signed_at: AwareDatetime
+    method: str = Field(min_length=1, description="how it was given: paper, portal, verbal, ...")
+    consent_version: str | None = None
+
+
+class CardIn(Body):
+    stripe_payment_method_id: str = Field(min_length=1)
+    authorization: CardAuthorization | None = None
+    holder: Literal["client", "billing_contact"] = "client"
+    make_default: bool = False
+    idempotency_key: str | None = None
+
+
+class AutopayIn(Body):
+    enabled: bool
+    card_id: str | None = None
+
+
+class PublicPayIn(Body):
+    bill_number: int = Field(gt=0)
+    access_code: str = Field(min_length=1, max_length=32)
+    amount_cents: Cents | None = None
+    stripe_payment_method_id: str = Field(min_length=1)
+    practice_id: str | None = None
+
+
+class RemittanceLineIn(Body):
+    session_id: str = Field(min_length=1)
+    amount_cents: Annotated[int, Field(strict=True, ge=0)]
+
+
+class RemittanceIn(Body):
+    payer: str = Field(min_length=1)
+    reference: str = Field(min_length=1)
+    received_at: AwareDatetime | dt.date
+    lines: list[RemittanceLineIn] = Field(min_length=1)
+    idempotency_key: str | None = None

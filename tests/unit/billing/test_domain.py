@@ -1,0 +1,165 @@
+"""Billing's money rules, pure: lines, splits, derived standing, cancel rule, bill-to."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.billing import domain
+from shared.events import Address, Client, Guardian, SessionService
+
+DAY = dt.date(2026, 11, 2)
+cents = st.integers(min_value=0, max_value=10_000_000)
+
+
+def svc(fee: int, code: str = "90837", billable: bool = True) -> SessionService:
+    return SessionService(code=code, fee_cents=fee, billable=billable)
+
+
+def line(session: str, amount: int, code: str = "90837") -> domain.Line:
+    return domain.Line(session, DAY, code, None, (), 1, amount)
+
+
+def test_session_lines_skip_zero_fee_and_non_billable() -> None:
+    lines = domain.session_lines(
+        "s", DAY, "attended", [svc(13000), svc(0, "90785"), svc(900, "X", False)], domain.MissedFees()
+    )
+    assert [(ln.code, ln.amount_cents) for ln in lines] == [("90837", 13000)]
+    assert domain.services_cents([svc(13000), svc(0), svc(900, billable=False)]) == 13000
+
+
+@pytest.mark.parametrize("attendance", ["no_show", "late_cancel"])
+def test_missed_sessions_bill_only_the_practice_fee(attendance: str) -> None:
+    assert domain.session_lines("s", DAY, attendance, [svc(16000)], domain.MissedFees()) == []
+    fees = domain.MissedFees(no_show_cents=7500, late_cancel_cents=5000)
+    [fee] = domain.session_lines("s", DAY, attendance, [svc(16000)], fees)
+    assert fee.amount_cents == (7500 if attendance == "no_show" else 5000)
+
+
+def test_edits_replace_a_sessions_lines_and_keep_known_modifiers() -> None:
+    original = [domain.Line("a", DAY, "90834", "45 min", ("95",), 1, 13000), line("b", 16000)]
+    edited = domain.apply_edits(
+        original, [domain.LineEdit("a", "90834", None, 12000), domain.LineEdit("a", "90785", "IC", 500)]
+    )
+    assert [(ln.session_id, ln.code, ln.amount_cents, ln.modifiers, ln.description) for ln in edited] == [
+        ("a", "90834", 12000, ("95",), "45 min"),
+        ("a", "90785", 500, (), "IC"),
+        ("b", "90837", 16000, (), None),
+    ]
+    with pytest.raises(domain.RuleViolation):
+        domain.apply_edits(original, [domain.LineEdit("zzz", "1", None, 1)])
+
+
+@given(st.lists(cents, min_size=1, max_size=6), st.decimals(min_value=0, max_value=100, places=2))
+def test_coinsurance_split_adds_up_per_line(amounts: list[int], percent: Decimal) -> None:
+    lines = domain.split_lines(
+        [line(f"s{i}", a) for i, a in enumerate(amounts)], "insurance", coinsurance_percent=percent
+    )
+    for ln, amount in zip(lines, amounts, strict=True):
+        assert ln.client_owes_cents + ln.insurance_owes_cents == amount
+        assert 0 <= ln.client_owes_cents <= amount
+        assert isinstance(ln.client_owes_cents, int)
+
+
+def test_coinsurance_rounds_half_even_once_per_line() -> None:
+    [a, b] = domain.split_lines([line("s", 250), line("t", 350)], "insurance", coinsurance_percent=Decimal(1))
+    assert (a.client_owes_cents, b.client_owes_cents) == (2, 4)  # 2.5 → 2, 3.5 → 4
+
+
+@given(st.lists(cents, min_size=1, max_size=6), cents)
+def test_copay_is_per_session_and_never_exceeds_it(amounts: list[int], copay: int) -> None:
+    lines = domain.split_lines([line("one-session", a) for a in amounts], "insurance", copay_cents=copay)
+    assert sum(ln.client_owes_cents for ln in lines) == min(copay, sum(amounts))
+    assert all(ln.client_owes_cents + ln.insurance_owes_cents == ln.amount_cents for ln in lines)
+
+
+def test_split_rules() -> None:
+    assert domain.split_lines([line("s", 100)], "client")[0].client_owes_cents == 100
+    assert domain.split_lines([line("s", 100)], "insurance")[0].insurance_owes_cents == 100
+    with pytest.raises(domain.RuleViolation):
+        domain.split_lines([line("s", 100)], "client", copay_cents=10)
+    with pytest.raises(domain.RuleViolation):
+        domain.split_lines([line("s", 100)], "insurance", copay_cents=10, coinsurance_percent=Decimal(5))
+
+
+facts = st.lists(
+    st.builds(
+        domain.Fact,
+        payment_id=st.sampled_from(["p1", "p2", "p3"]),
+        kind=st.sampled_from(["payment", "refund"]),
+        payer=st.sampled_from(["client", "insurance"]),
+        amount_cents=st.integers(min_value=1, max_value=50_000),
+    ),
+    max_size=8,
+)
+
+
+@given(cents, st.integers(min_value=0, max_value=100), facts)
+def test_standing_owed_parts_add_up_to_the_balance(total: int, client_pct: int, fs: list[domain.Fact]) -> None:
+    client_share = total * client_pct // 100
+    s = domain.standing(total, client_share, fs)
+    signed = sum(f.amount_cents if f.kind == "payment" else -f.amount_cents for f in fs)
+    assert s.paid_cents == signed
+    assert s.balance_cents == total - signed
+    assert s.client_owes_cents + s.insurance_owes_cents == s.balance_cents
+    assert s.insurance_owes_cents >= 0
+    if s.balance_cents >= 0:
+        assert s.client_owes_cents >= 0
+
+
+def test_standing_by_payer() -> None:
+    s = domain.standing(10000, 2000, [domain.Fact("p", "payment", "client", 2000)])
+    assert (s.client_owes_cents, s.insurance_owes_cents) == (0, 8000)
+    s = domain.standing(10000, 2000, [domain.Fact("p", "payment", "insurance", 8000)])
+    assert (s.client_owes_cents, s.insurance_owes_cents) == (2000, 0)
+
+
+def test_status_follows_balance_and_cancel_is_final() -> None:
+    assert domain.status_after("open", 0) == "paid"
+    assert domain.status_after("paid", 100) == "open"
+    assert domain.status_after("cancelled", 0) == "cancelled"
+
+
+def test_cancel_needs_every_payment_fully_refunded() -> None:
+    paid = domain.Fact("p", "payment", "client", 500)
+    with pytest.raises(domain.RuleViolation) as exc:
+        domain.ensure_cancellable("open", [paid, domain.Fact("p", "refund", "client", 499)])
+    assert exc.value.code == "bill_has_payments"
+    domain.ensure_cancellable("open", [paid, domain.Fact("p", "refund", "client", 500)])
+    with pytest.raises(domain.RuleViolation):
+        domain.ensure_cancellable("cancelled", [])
+
+
+def _client(**kw) -> Client:
+    address = Address(line1="1 Main", city="Portland", state="OR", postal_code="97209")
+    base = dict(id="c", first_name="Noah", last_name="Park", date_of_birth=DAY, address=address)
+    return Client(**(base | kw))
+
+
+def test_bill_to_is_the_billing_contact_guardian_for_a_minor() -> None:
+    guardians = [
+        Guardian(name="Dad", email="d@x", relationship="father"),
+        Guardian(name="Mom", email="m@x", relationship="mother", is_billing_contact=True),
+    ]
+    minor = _client(is_minor=True, guardians=guardians)
+    assert domain.bill_to(minor).name == "Mom" and domain.bill_to(minor).email == "m@x"
+    assert domain.patient(minor).name == "Noah Park"
+    adult = _client(email="n@x")
+    assert domain.bill_to(adult).name == "Noah Park" and domain.bill_to(adult).email == "n@x"
+
+
+def test_due_date_rules() -> None:
+    assert domain.due_date(DAY, None, 30, None) == DAY + dt.timedelta(days=30)
+    assert domain.due_date(DAY, dt.date(2026, 12, 24), 30, None) == dt.date(2026, 12, 24)
+    assert domain.due_date(DAY, None, 30, dt.date(2026, 12, 1)) == dt.date(2026, 12, 1)
+    assert domain.due_date(DAY, None, 15, dt.date(2026, 1, 1)) == DAY + dt.timedelta(days=15)
+    with pytest.raises(domain.RuleViolation):
+        domain.due_date(DAY, dt.date(2026, 1, 1), 30, None)
+
+
+@given(st.integers(min_value=0, max_value=999_999))
+def test_access_code_is_six_digits(n: int) -> None:
+    code = domain.access_code(n)
+    assert len(code) == 6 and code.isdigit() and int(code) == n
