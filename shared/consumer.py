@@ -36,6 +36,12 @@ Handler = Callable[[AsyncSession, Envelope[Any]], Awaitable[None]]
 BatchHandler = Callable[[AsyncSession, Sequence[Envelope[Any]]], Awaitable[None]]
 
 
+def consumer_group(service: str, topic: str) -> str:
+    """One group per service and topic: a service's consumers of different topics never make
+    each other rebalance, and replicas of the service share each topic's partitions."""
+    return f"{service}.{topic}"
+
+
 def is_transient(exc: BaseException) -> bool:
     """Infrastructure trouble (retry forever) as opposed to a message that cannot be applied."""
     if isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError | OSError):
@@ -175,7 +181,7 @@ class EventConsumer:
 
         @broker.subscriber(
             self.settings.topic(self.topic),
-            group_id=self.service,
+            group_id=consumer_group(self.service, self.topic),
             batch=True,
             max_records=max_records,
             auto_offset_reset="earliest",

@@ -14,6 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import RecordMetadata
 
 from shared import admin
+from shared.consumer import consumer_group
 from shared.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -119,12 +120,12 @@ async def eventually(check: Callable[[], Any], timeout: float = 20, interval: fl
     raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
 
 
-async def committed_offset(settings: Settings, group: str, topic: str, partition: int) -> int:
-    """The offset a consumer group has committed on one partition (-1 if none)."""
+async def committed_offset(settings: Settings, service: str, topic: str, partition: int) -> int:
+    """The offset `service` has committed on one partition of `topic` (-1 if none)."""
     client = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await client.start()
     try:
-        offsets = await client.list_consumer_group_offsets(group)
+        offsets = await client.list_consumer_group_offsets(consumer_group(service, topic))
     finally:
         await client.close()
     meta = offsets.get(TopicPartition(settings.topic(topic), partition))

@@ -20,7 +20,7 @@ def create_service(settings: Settings) -> Service:
     svc.consume(topics.PAYMENTS, handlers.payments_handlers(svc.outbox))
     svc.consume(topics.DOCUMENTS, {"DocumentRendered": handlers.document_rendered})
     svc.background(scheduler.share_loop(svc.db, svc.outbox, SHARE_POLL_SECONDS))
-    svc.background(automation.bill_creation_loop(svc.db, svc.outbox, settings.public_base_url, AUTOMATION_POLL_SECONDS))
+    svc.background(automation.automation_loop(svc.db, svc.outbox, settings.public_base_url, AUTOMATION_POLL_SECONDS))
     return svc
 
 

@@ -1,4 +1,5 @@
-"""Scheduled jobs of a practice: automatic bill creation (daily, weekly, monthly) and auto-share.
+"""Scheduled jobs of a practice: automatic bill creation (daily, weekly, monthly), monthly
+automatic superbills, and auto-share.
 Each run is recorded per practice, job and period (`automation_runs`), so N replicas, a retry
 or a manual `POST /v1/automation/run` for the same period create each bill once."""
 
@@ -15,10 +16,10 @@ from sqlalchemy import and_, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.billing import bills, domain, scheduler
+from services.billing import bills, domain, scheduler, superbills
 from services.billing import repository as repo
 from services.billing.api import IdempotencyKey, now, run_write
-from services.billing.db import automation_runs, clients, practice_settings, sessions
+from services.billing.db import automation_runs, client_profiles, clients, practice_settings, sessions
 from shared.auth import StaffPrincipal
 from shared.db import Database
 from shared.outbox import Outbox
@@ -93,8 +94,60 @@ async def create_bills(
     return result
 
 
+async def create_superbills(db: AsyncSession, outbox: Outbox, practice_id: str, as_of: dt.datetime) -> dict[str, Any]:
+    """On the practice's superbill day, a superbill of last month's sessions for every client
+    whose profile asks for automatic superbills; a client whose superbill would be incomplete
+    (or who had no sessions) is skipped and reported."""
+    settings = await repo.load_settings(db, practice_id)
+    today = settings.today(as_of)
+    first_of_month = today.replace(day=1)
+    last_month_end = first_of_month - dt.timedelta(days=1)
+    period = f"{last_month_end:%Y-%m}"
+    if today.day < settings.superbill_creation_day:
+        return {"job": "superbill_creation", "period": period, "due": False, "superbills": []}
+    if not await _claim_run(db, practice_id, "superbill_creation", period):
+        return {"job": "superbill_creation", "period": period, "already_ran": True, "superbills": []}
+    client_ids = (
+        await db.scalars(
+            select(client_profiles.c.client_id)
+            .where(
+                client_profiles.c.practice_id == practice_id,
+                client_profiles.c.data["automatic_superbills"].as_boolean(),
+            )
+            .order_by(client_profiles.c.client_id)
+        )
+    ).all()
+    created, skipped = [], []
+    for client_id in client_ids:
+        try:
+            async with db.begin_nested():
+                row = await superbills.create_superbill(
+                    db, outbox, practice_id, client_id=client_id, session_ids=None, start=last_month_end.replace(day=1),
+                    end=last_month_end, pay_to="client", now=as_of,
+                )  # fmt: skip
+            created.append({"superbill_id": str(row.id), "number": row.number, "client_id": client_id})
+        except domain.RuleViolation as exc:
+            skipped.append({"client_id": client_id, "reason": exc.code, "detail": exc.message})
+    result = {"job": "superbill_creation", "period": period, "already_ran": False, "superbills": created,
+              "skipped": skipped}  # fmt: skip
+    await _store_result(db, practice_id, "superbill_creation", period, result)
+    return result
+
+
+async def _store_result(db: AsyncSession, practice_id: str, job: str, period: str, result: dict[str, Any]) -> None:
+    await db.execute(
+        automation_runs.update()
+        .where(
+            automation_runs.c.practice_id == practice_id,
+            automation_runs.c.job == job,
+            automation_runs.c.period == period,
+        )
+        .values(result=result)
+    )
+
+
 class AutomationRun(BaseModel):
-    job: Literal["bill_creation", "auto_share"]
+    job: Literal["bill_creation", "superbill_creation", "auto_share"]
     as_of: AwareDatetime | None = None
 
 
@@ -108,14 +161,16 @@ async def run_job(
     async def work(db: AsyncSession) -> tuple[int, Any]:
         if body.job == "bill_creation":
             return 200, await create_bills(db, svc.outbox, principal.practice_id, as_of, svc.settings.public_base_url)
+        if body.job == "superbill_creation":
+            return 200, await create_superbills(db, svc.outbox, principal.practice_id, as_of)
         shared = await scheduler.share_due_in(db, svc.outbox, as_of, practice_id=principal.practice_id)
         return 200, {"job": "auto_share", "shared": shared}
 
     return await run_write(svc, request, principal, key, body.model_dump(mode="json"), work)
 
 
-def bill_creation_loop(db: Database, outbox: Outbox, public_base_url: str, interval_seconds: float):
-    """Every practice with automatic bill creation gets its run once per period."""
+def automation_loop(db: Database, outbox: Outbox, public_base_url: str, interval_seconds: float):
+    """Every practice gets its automatic bill and superbill runs once per period."""
 
     async def run() -> None:
         while True:
@@ -124,7 +179,7 @@ def bill_creation_loop(db: Database, outbox: Outbox, public_base_url: str, inter
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("automatic bill creation failed; retrying")
+                log.exception("automation run failed; retrying")
             await asyncio.sleep(interval_seconds)
 
     return run
@@ -133,20 +188,19 @@ def bill_creation_loop(db: Database, outbox: Outbox, public_base_url: str, inter
 async def _run_due(db: Database, outbox: Outbox, public_base_url: str) -> None:
     async with db.transaction() as session:
         practices = (
-            await session.scalars(
-                select(practice_settings.c.practice_id).where(
-                    practice_settings.c.data["bill_creation"].astext != "manual"
-                )
+            await session.execute(
+                select(practice_settings.c.practice_id, practice_settings.c.data["bill_creation"].astext.label("mode"))
             )
         ).all()
-    for practice_id in practices:
-        async with db.transaction() as session:
-            locked = await session.scalar(
-                text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": await _lock_key(session, practice_id)}
-            )
-            if locked:
-                await create_bills(session, outbox, practice_id, dt.datetime.now(dt.UTC), public_base_url)
-
-
-async def _lock_key(session: AsyncSession, practice_id: str) -> int:
-    return int(await session.scalar(select(func.hashtextextended(f"bill_creation:{practice_id}", 0))))
+    for practice_id, mode in practices:
+        try:
+            async with db.transaction() as session:
+                key = await session.scalar(select(func.hashtextextended(f"automation:{practice_id}", 0)))
+                if not await session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}):
+                    continue
+                now_ = dt.datetime.now(dt.UTC)
+                if mode != "manual":
+                    await create_bills(session, outbox, practice_id, now_, public_base_url)
+                await create_superbills(session, outbox, practice_id, now_)
+        except Exception:
+            log.exception("automation run for practice %s failed; next tick retries", practice_id)

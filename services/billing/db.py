@@ -228,3 +228,24 @@ automation_runs = Table(
     Column("result", JSONB, nullable=False),
     _created(),
 )
+
+superbills = Table(
+    "superbills",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("practice_id", String, nullable=False),
+    Column("number", BigInteger, nullable=False),
+    Column("client_id", String, nullable=False),
+    Column("issued_on", Date, nullable=False),
+    Column("session_ids", JSONB, nullable=False),
+    Column("source", JSONB, nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("shared", Boolean, nullable=False, server_default="false"),
+    Column("shared_at", DateTime(timezone=True)),
+    Column("share_scheduled_at", DateTime(timezone=True)),
+    Column("document_id", String),
+    Column("document_version", Integer),
+    _created(),
+    UniqueConstraint("practice_id", "number"),
+    Index("ix_superbills_client", "practice_id", "client_id", "created_at"),
+)

@@ -11,11 +11,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import BigInteger, cast, literal, null, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.billing import check, statements
+from services.billing import check, domain, statements, superbills
 from services.billing import repository as repo
 from services.billing.api import IdempotencyKey, Limit, ShareIn, now, run_write
 from services.billing.db import bills
 from services.billing.db import statements as statements_table
+from services.billing.db import superbills as superbills_table
 from shared.auth import CurrentPrincipal, StaffPrincipal, ensure_client_access
 from shared.http import ApiError, encode_cursor
 from shared.runtime import ServiceDep
@@ -52,7 +53,7 @@ async def get_statement(statement_id: str, svc: ServiceDep, principal: CurrentPr
     async with svc.db.transaction() as db:
         try:
             row = await statements.get_statement(db, principal.practice_id, statement_id)
-        except statements.domain.RuleViolation as exc:
+        except domain.RuleViolation as exc:
             raise ApiError(exc.status, exc.code, exc.message) from exc
     ensure_client_access(principal, row.client_id, "statement")
     return jsonable_encoder(statements.view(row))
@@ -77,13 +78,68 @@ async def share_statement(
     return await run_write(svc, request, principal, key, share.model_dump(mode="json"), work)
 
 
+class SuperbillIn(BaseModel):
+    client_id: str = Field(min_length=1)
+    session_ids: list[str] | None = Field(default=None, min_length=1)
+    start_date: dt.date | None = None
+    end_date: dt.date | None = None
+    pay_to: superbills.PayTo = "client"
+
+
+@router.post("/superbills", status_code=201)
+async def create_superbill(
+    body: SuperbillIn, request: Request, svc: ServiceDep, principal: StaffPrincipal, key: IdempotencyKey = None
+) -> JSONResponse:
+    """From `session_ids`, or the client's attended sessions from `start_date` to `end_date`.
+    409 `superbill_incomplete` names every CMS-1500 field missing (practice NPI, tax id, ...)."""
+
+    async def work(db: AsyncSession) -> tuple[int, Any]:
+        row = await superbills.create_superbill(
+            db, svc.outbox, principal.practice_id, client_id=body.client_id, session_ids=body.session_ids,
+            start=body.start_date, end=body.end_date, pay_to=body.pay_to, now=now(),
+        )  # fmt: skip
+        return 201, superbills.view(row)
+
+    return await run_write(svc, request, principal, key, body.model_dump(mode="json"), work)
+
+
+@router.get("/superbills/{superbill_id}")
+async def get_superbill(superbill_id: str, svc: ServiceDep, principal: CurrentPrincipal) -> dict[str, Any]:
+    async with svc.db.transaction() as db:
+        try:
+            row = await superbills.get_superbill(db, principal.practice_id, superbill_id)
+        except domain.RuleViolation as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from exc
+    ensure_client_access(principal, row.client_id, "superbill")
+    return jsonable_encoder(superbills.view(row))
+
+
+@router.post("/superbills/{superbill_id}/share")
+async def share_superbill(
+    superbill_id: str,
+    request: Request,
+    svc: ServiceDep,
+    principal: StaffPrincipal,
+    key: IdempotencyKey = None,
+    body: ShareIn | None = None,
+) -> JSONResponse:
+    share = body or ShareIn()
+
+    async def work(db: AsyncSession) -> tuple[int, Any]:
+        row = await superbills.get_superbill(db, principal.practice_id, superbill_id, lock=True)
+        row = await superbills.share_superbill(db, svc.outbox, row, now=now(), scheduled_for=share.scheduled_for)
+        return (202 if row.share_scheduled_at else 200), superbills.view(row)
+
+    return await run_write(svc, request, principal, key, share.model_dump(mode="json"), work)
+
+
 @router.get("/clients/{client_id}/documents")
 async def client_documents(
     client_id: str, svc: ServiceDep, principal: CurrentPrincipal, limit: Limit = 50, cursor: str | None = None
 ) -> dict[str, Any]:
-    """The client's Billing > Documents tab: bills and statements, newest first."""
+    """The client's Billing > Documents tab: bills, statements and superbills, newest first."""
     ensure_client_access(principal, client_id, "client")
-    b, s = bills, statements_table
+    b, s, sb = bills, statements_table, superbills_table
     docs = union_all(
         select(literal("bill").label("kind"), b.c.id, b.c.number, b.c.status, b.c.issued_on, b.c.total_cents,
                b.c.document_id, b.c.shared, b.c.created_at)
@@ -91,6 +147,10 @@ async def client_documents(
         select(literal("statement").label("kind"), s.c.id, s.c.number, literal("issued").label("status"), s.c.issued_on,
                cast(null(), BigInteger).label("total_cents"), s.c.document_id, s.c.shared, s.c.created_at)
         .where(s.c.practice_id == principal.practice_id, s.c.client_id == client_id),
+        select(literal("superbill").label("kind"), sb.c.id, sb.c.number, literal("issued").label("status"),
+               sb.c.issued_on, sb.c.source["body"]["total_fee_cents"].as_integer().label("total_cents"),
+               sb.c.document_id, sb.c.shared, sb.c.created_at)
+        .where(sb.c.practice_id == principal.practice_id, sb.c.client_id == client_id),
     ).subquery()  # fmt: skip
     query = select(docs).order_by(docs.c.created_at.desc(), docs.c.id.desc()).limit(limit + 1)
     if cursor:

@@ -12,6 +12,7 @@ from services.billing import repository as repo
 from services.billing.db import bills as bills_table
 from services.billing.db import credit_entries
 from services.billing.db import statements as statements_table
+from services.billing.db import superbills as superbills_table
 from shared.consumer import Handler
 from shared.events import (
     Allocation,
@@ -47,6 +48,11 @@ def scheduling_handlers() -> dict[str, Handler]:
 
 def void_handler(outbox: Outbox) -> Handler:
     async def session_voided(db: AsyncSession, env: Envelope[SessionVoided]) -> None:
+        # Lock the session's bill before the session (the order cancel uses), so a void and a
+        # cancel of the same bill at the same time queue up instead of deadlocking.
+        current = await repo.session_bill(db, env.practice_id, env.data.session_id)
+        if current is not None:
+            await repo.get_bill(db, env.practice_id, current, lock=True)
         bill_id = await repo.void_session(db, env.practice_id, env.data.session_id, env.data.reason)
         if bill_id is not None:
             await bills.flag_voided_session(db, outbox, env.practice_id, bill_id, env.data.session_id)
@@ -109,8 +115,8 @@ def per_bill(allocations: Sequence[Allocation]) -> list[tuple[str, int]]:
 
 
 async def document_rendered(db: AsyncSession, env: Envelope[DocumentRendered]) -> None:
-    """Keep the id of the newest rendered version of each bill and statement."""
+    """Keep the id of the newest rendered version of each bill, statement and superbill."""
     doc = env.data
-    table = {"bill": bills_table, "statement": statements_table}.get(doc.kind)
+    table = {"bill": bills_table, "statement": statements_table, "superbill": superbills_table}.get(doc.kind)
     if table is not None:
         await repo.record_document(db, table, env.practice_id, doc.source_id, doc.document_id, doc.version)

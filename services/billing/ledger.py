@@ -11,6 +11,13 @@ from typing import Any, Literal
 
 EntryKind = Literal["charge", "payment", "refund", "cancellation"]
 
+DESCRIPTIONS = {
+    "charge": "Bill #{number}",
+    "payment": "Payment on bill #{number}",
+    "refund": "Refund on bill #{number}",
+    "cancellation": "Bill #{number} cancelled",
+}
+
 AGING_BUCKETS = ("current", "days_1_30", "days_31_60", "days_61_90", "days_over_90")
 
 
@@ -85,6 +92,7 @@ def statement_body(bills: Sequence[BillFacts], start: dt.date, end: dt.date) -> 
                     "date": e.day.isoformat(),
                     "kind": e.kind,
                     "bill_number": e.bill_number,
+                    "description": DESCRIPTIONS[e.kind].format(number=e.bill_number),
                     "amount_cents": e.amount_cents,
                     "balance_cents": balance,
                 }

@@ -121,6 +121,12 @@ async def upsert_session(db: AsyncSession, practice_id: str, session: Session, a
     )
 
 
+async def session_bill(db: AsyncSession, practice_id: str, session_id: str) -> uuid.UUID | None:
+    return await db.scalar(
+        select(sessions.c.bill_id).where(sessions.c.practice_id == practice_id, sessions.c.id == session_id)
+    )
+
+
 async def void_session(db: AsyncSession, practice_id: str, session_id: str, reason: str) -> uuid.UUID | None:
     """Mark the session voided (a tombstone if it is not known yet); returns its bill, if any."""
     stmt = insert(sessions).values(practice_id=practice_id, id=session_id, voided=True, void_reason=reason)

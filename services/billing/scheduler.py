@@ -1,4 +1,4 @@
-"""Scheduled shares: bills and statements whose `share_scheduled_at` has come are shared by
+"""Scheduled shares: bills, statements and superbills whose `share_scheduled_at` has come are shared by
 whichever replica gets to them first (rows locked with SKIP LOCKED, so each is shared once)."""
 
 import asyncio
@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.billing import bills, statements
+from services.billing import bills, statements, superbills
 from services.billing import repository as repo
 from shared.db import Database
 from shared.outbox import Outbox
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 async def share_due_in(
     session: AsyncSession, outbox: Outbox, now: dt.datetime, *, practice_id: str | None = None
 ) -> int:
-    """Share every bill and statement scheduled at or before `now`; returns how many."""
+    """Share every bill, statement and superbill scheduled at or before `now`; returns how many."""
     due = await repo.bills_due_for_share(session, now, practice_id=practice_id)
     for bill in due:
         if bill.status == "cancelled":
@@ -29,7 +29,10 @@ async def share_due_in(
     due_statements = await statements.statements_due_for_share(session, now, practice_id=practice_id)
     for statement in due_statements:
         await statements.share_statement(session, outbox, statement, now=now)
-    return len(due) + len(due_statements)
+    due_superbills = await superbills.superbills_due_for_share(session, now, practice_id=practice_id)
+    for superbill in due_superbills:
+        await superbills.share_superbill(session, outbox, superbill, now=now)
+    return len(due) + len(due_statements) + len(due_superbills)
 
 
 def share_loop(db: Database, outbox: Outbox, interval_seconds: float) -> Callable[[], Awaitable[None]]:

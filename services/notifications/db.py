@@ -131,3 +131,12 @@ cards = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_cards_expiry", "exp_year", "exp_month"),
 )
+
+email_preferences = Table(
+    "email_preferences",
+    metadata,
+    Column("practice_id", String, primary_key=True),
+    Column("client_id", String, primary_key=True),
+    Column("email_wanted", Boolean, nullable=False),
+    Column("as_of", DateTime(timezone=True), nullable=False),
+)

@@ -181,7 +181,7 @@ def document_shared(source: DocumentSource, share: ShareDelivery) -> Draft:
     practice = _practice_name(source.practice.name)
     currency = source.practice.currency
     label = "statement" if source.kind == "statement" else "superbill"
-    cents_key = "closing_balance_cents" if source.kind == "statement" else "total_cents"
+    cents_key = "closing_balance_cents" if source.kind == "statement" else "total_fee_cents"
     cents = source.body.get(cents_key)
     amount = format_money(cents, currency) if isinstance(cents, int) and not isinstance(cents, bool) else None
     period = _period(source.body)

@@ -52,7 +52,10 @@ class CardExpiryNotices:
                     cause=domain.card_expiring_cause(card.card_id, card.exp_year, card.exp_month),
                     draft=draft,
                     contact=contact,
-                    channel=domain.channel_for(contact.email),
+                    channel=domain.channel_for(
+                        contact.email,
+                        email_wanted=await projections.email_wanted(session, card.practice_id, card.client_id),
+                    ),
                     pdf_wait=dt.timedelta(0),
                 )
         return queued

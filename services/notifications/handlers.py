@@ -86,6 +86,8 @@ class NotificationHandlers:
     ) -> None:
         contact = Contact(share.recipient.name, share.recipient.email)
         channel = domain.channel_for(contact.email, email_wanted=share.email)
+        if contact.email:
+            await projections.record_email_preference(session, env.practice_id, client_id, share.email, env.occurred_at)
         await self._queue(session, env, client_id, draft, contact, channel)
 
     # ---- documents.events -----------------------------------------------------------------------
@@ -138,7 +140,9 @@ class NotificationHandlers:
     async def _queue_to_client(
         self, session: AsyncSession, env: Envelope[Any], payment: PaymentInfo, draft: Draft, contact: Contact
     ) -> None:
-        await self._queue(session, env, payment.client_id, draft, contact, domain.channel_for(contact.email))
+        wanted = await projections.email_wanted(session, env.practice_id, payment.client_id)
+        channel = domain.channel_for(contact.email, email_wanted=wanted)
+        await self._queue(session, env, payment.client_id, draft, contact, channel)
 
     async def card_authorized(self, session: AsyncSession, env: Envelope[CardAuthorized]) -> None:
         await projections.upsert_card(session, env.practice_id, env.data)

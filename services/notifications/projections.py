@@ -13,6 +13,7 @@ from services.notifications.db import (
     bill_balances,
     cards,
     client_contacts,
+    email_preferences,
     practices,
     rendered_documents,
 )
@@ -158,3 +159,30 @@ async def cards_expiring_between(session: AsyncSession, first: dt.date, last: dt
         select(cards).where(month_index >= first.year * 12 + first.month, month_index <= last.year * 12 + last.month)
     )
     return list(rows.all())
+
+
+async def record_email_preference(
+    session: AsyncSession, practice_id: str, client_id: str, wanted: bool, as_of: dt.datetime
+) -> None:
+    """What billing's latest share said about email vs portal only for a client with an
+    address (billing's profile is not published otherwise); receipts follow it too."""
+    stmt = insert(email_preferences).values(
+        practice_id=practice_id, client_id=client_id, email_wanted=wanted, as_of=as_of
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[email_preferences.c.practice_id, email_preferences.c.client_id],
+            set_={"email_wanted": wanted, "as_of": as_of},
+            where=email_preferences.c.as_of <= stmt.excluded.as_of,
+        )
+    )
+
+
+async def email_wanted(session: AsyncSession, practice_id: str, client_id: str) -> bool:
+    """Email unless the client's latest share was portal only."""
+    wanted = await session.scalar(
+        select(email_preferences.c.email_wanted).where(
+            email_preferences.c.practice_id == practice_id, email_preferences.c.client_id == client_id
+        )
+    )
+    return wanted is not False

@@ -177,6 +177,19 @@ async def delete_card(client_id: str, card_id: str, principal: CurrentPrincipal,
         await session.execute(
             update(cards).where(cards.c.id == card_id).values(deleted_at=dt.datetime.now(dt.UTC), is_default=False)
         )
+        if row.is_default:
+            newest = await session.scalar(
+                select(cards.c.id)
+                .where(
+                    cards.c.practice_id == principal.practice_id,
+                    cards.c.client_id == client_id,
+                    cards.c.deleted_at.is_(None),
+                )
+                .order_by(cards.c.created_at.desc())
+                .limit(1)
+            )
+            if newest:
+                await session.execute(update(cards).where(cards.c.id == newest).values(is_default=True))
         if client.autopay_card_id == card_id:
             await session.execute(
                 update(clients)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import topics
 from shared.admin import drop_database, ensure_database
+from shared.consumer import consumer_group
 from shared.db import service_metadata
 from shared.events import ClientNotification, Envelope, Recipient, new_envelope
 from shared.outbox import OutboundMessage, OutboxRelay
@@ -193,7 +194,7 @@ async def _committed_total(svc: Service) -> int:
     admin = AIOKafkaAdminClient(bootstrap_servers=svc.settings.kafka_bootstrap_servers)
     await admin.start()
     try:
-        offsets = await admin.list_consumer_group_offsets("billing")
+        offsets = await admin.list_consumer_group_offsets(consumer_group("billing", topics.SCHEDULING))
     finally:
         await admin.close()
     topic = svc.settings.topic(topics.SCHEDULING)

@@ -5,7 +5,9 @@ import uuid
 
 import pytest
 
-from tests.conftest import eventually
+from shared import topics
+from tests.conftest import eventually, example_event
+from tests.integration.billing.test_superbills import PRACTICE_INFO
 
 pytestmark = pytest.mark.integration
 
@@ -64,3 +66,24 @@ async def test_auto_share_shares_new_bills_after_the_delay(practice) -> None:
 
 async def _count(ids, n: int) -> bool:
     return len(await ids) == n
+
+
+async def test_monthly_superbills_for_clients_who_ask_for_them(practice) -> None:
+    wants, not_asked = uid("client"), uid("client")
+    await practice.put("/v1/settings", {**PRACTICE_INFO, "superbill_creation_day": 5})
+    await practice.send(topics.SCHEDULING, example_event("ClinicianUpserted"), key="clin")
+    for cid in (wants, not_asked):
+        await practice.client(cid)
+        await practice.session(uid("s"), cid, example="insurance-telehealth", date_of_service="2026-10-20")
+    await practice.put(f"/v1/clients/{wants}/billing-profile", {"automatic_superbills": True})
+    await eventually(lambda: _count(practice.unbilled_ids(), 2))
+
+    early = await practice.post("/v1/automation/run", {"job": "superbill_creation", "as_of": "2026-11-03T15:00:00Z"})
+    assert early.json()["due"] is False
+    r = await practice.post("/v1/automation/run", {"job": "superbill_creation", "as_of": "2026-11-05T15:00:00Z"})
+    run = r.json()
+    assert run["period"] == "2026-10" and [s["client_id"] for s in run["superbills"]] == [wants]
+    again = await practice.post("/v1/automation/run", {"job": "superbill_creation", "as_of": "2026-11-06T15:00:00Z"})
+    assert again.json()["already_ran"] is True
+    docs = (await practice.get(f"/v1/clients/{wants}/documents")).json()["items"]
+    assert [d["kind"] for d in docs] == ["superbill"]

@@ -5,6 +5,7 @@ is on at most one live bill (hypothesis)."""
 import asyncio
 import datetime as dt
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -26,7 +27,11 @@ pytestmark = pytest.mark.integration
 NOW = dt.datetime(2026, 11, 20, 15, tzinfo=dt.UTC)
 
 operation = st.one_of(
-    st.tuples(st.just("bill"), st.lists(st.integers(0, 5), min_size=1, max_size=3, unique=True)),
+    st.tuples(
+        st.just("bill"),
+        st.lists(st.integers(0, 5), min_size=1, max_size=3, unique=True),
+        st.sampled_from([("client", None, None), ("insurance", 2500, None), ("insurance", None, Decimal("20"))]),
+    ),
     st.tuples(st.just("pay"), st.integers(0, 5), st.integers(1, 40_000), st.sampled_from(["client", "insurance"])),
     st.tuples(st.just("refund"), st.integers(0, 9), st.integers(1, 40_000)),
     st.tuples(st.just("cancel"), st.integers(0, 5)),
@@ -72,7 +77,11 @@ async def _apply(s, outbox, practice, client_id, session_ids, live_bills, paymen
     kind = op[0]
     if kind == "bill":
         chosen = [session_ids[i] for i in op[1] if i < len(session_ids)]
-        req = bills.BillRequest(client_id=client_id, session_ids=chosen, responsibility="client")
+        responsibility, copay, coinsurance = op[2]
+        req = bills.BillRequest(
+            client_id=client_id, session_ids=chosen, responsibility=responsibility, copay_cents=copay,
+            coinsurance_percent=coinsurance,
+        )  # fmt: skip
         bill, _ = await bills.create_bill(s, outbox, practice, req, now=NOW, public_base_url="http://x")
         live_bills.append(bill.id)
     elif kind == "pay" and live_bills:

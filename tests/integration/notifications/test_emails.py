@@ -176,6 +176,9 @@ async def test_refused_address_is_a_recorded_failure_not_retried(notifications: 
     assert conflict.status_code == 409 and conflict.json()["error"]["code"] == "email_not_failed"
     unknown = await n.http.post(f"/v1/emails/{uuid.uuid4()}/retry", headers=n.staff())
     assert unknown.status_code == 404
+    one = await n.http.get(f"/v1/emails/{failed['id']}", headers=n.staff())
+    assert one.status_code == 200 and one.json()["status"] == "sent"
+    assert (await n.http.get(f"/v1/emails/{uuid.uuid4()}", headers=n.staff())).status_code == 404
 
 
 async def test_missing_pdf_fails_clearly_after_the_bounded_wait(notifications: Running, publish):
@@ -365,3 +368,17 @@ async def test_competing_senders_send_each_email_once(notifications: Running, pu
         await eventually(all_sent, interval=0.01)
     assert sorted(a for a in addresses for _ in n.inbox.to(a)) == sorted(addresses)
     assert all(i["attempts"] == 1 for i in await n.emails(client_id))
+
+
+async def test_a_client_who_chose_portal_only_gets_no_receipt_email_either(notifications: Running, publish):
+    n = notifications
+    client_id, address = await adult_client(n, publish)
+    portal_only = samples.bill_shared(samples.bill(client_id), address=address, email=False)
+    await publish(topics.BILLING, samples.envelope(portal_only), key=client_id, settings=n.settings)
+    await eventually(lambda: _feed_len(n, client_id, 1))
+    recorded = PaymentRecorded(payment=samples.card_payment(client_id, amount=2500))
+    await publish(topics.PAYMENTS, samples.envelope(recorded), key=client_id, settings=n.settings)
+    feed = await eventually(lambda: _feed_len(n, client_id, 2))
+    assert {f["kind"] for f in feed} == {"bill_shared", "payment_receipt"}
+    assert {f["recipient"]["email"] for f in feed} == {None}
+    assert n.inbox.to(address) == [] and await n.emails(client_id) == []

@@ -263,3 +263,18 @@ async def test_a_refund_stripe_did_not_answer_is_retried_by_the_reconciler(svc, 
 
     done = await eventually(refunded, timeout=10)
     assert done["stripe_refund_id"].startswith("re_") and done["amount_cents"] == 3000
+
+
+async def test_removing_the_default_card_promotes_another_and_stops_autopay_on_it(svc, http, publish) -> None:
+    practice, client = new_id("p"), new_id("c")
+    older = await add_card(svc, http, practice, client)
+    newer = await add_card(svc, http, practice, client, make_default=True)
+    r = await http.put(f"/v1/clients/{client}/autopay", json={"enabled": True, "card_id": newer["id"]},
+                       headers=staff(practice))  # fmt: skip
+    assert r.status_code == 200
+    assert (await http.delete(f"/v1/clients/{client}/cards/{newer['id']}", headers=staff(practice))).status_code == 204
+    cards = (await http.get(f"/v1/clients/{client}/cards", headers=staff(practice))).json()["items"]
+    assert [(c["id"], c["is_default"]) for c in cards] == [(older["id"], True)]
+    assert (await http.delete(f"/v1/clients/{client}/cards/{newer['id']}", headers=staff(practice))).status_code == 404
+    body = {"client_id": client, "method": "card", "online": True, "card_id": newer["id"], "amount_cents": 100}
+    assert (await http.post("/v1/payments", json=body, headers=staff(practice))).status_code == 404

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.billing import ledger
+from services.documents.sources import StatementBody
 
 D0 = dt.date(2026, 1, 1)
 
@@ -70,3 +71,4 @@ def test_closing_is_opening_plus_entries_and_equals_aging_when_nothing_is_overpa
     assert (
         body["charges_cents"] - body["payments_cents"] == body["closing_balance_cents"] - body["opening_balance_cents"]
     )
+    StatementBody.model_validate(body)  # what documents accepts and renders

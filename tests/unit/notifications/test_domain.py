@@ -95,7 +95,7 @@ def test_statement_and_superbill_drafts() -> None:
     assert "2026-11-01 to 2026-11-30" in statement.summary and "Balance due: $45.00" in statement.summary
     assert not statement.attach_pdf
     superbill = domain.document_shared(
-        samples.statement("c1", kind="superbill", body={"total_cents": 32000}), samples.share()
+        samples.statement("c1", kind="superbill", body={"total_fee_cents": 32000}), samples.share()
     )
     assert superbill.kind == "superbill_shared"
     assert superbill.subject == "Your superbill #7 from Rivers Edge Counseling"
