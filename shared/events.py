@@ -331,6 +331,13 @@ class CardAuthorized(Model):
     exp_year: int | None = None
 
 
+class CardRemoved(Model):
+    """A card taken off file: never charged again, no more expiry notices for it."""
+
+    client_id: str
+    card_id: str
+
+
 # ---- documents.events -------------------------------------------------------------------
 
 
@@ -399,7 +406,7 @@ EVENT_MODELS: dict[str, type[Model]] = {
         ClientUpserted, ClinicianUpserted, SessionCompleted, SessionVoided,
         BillCreated, BillUpdated, BillPaid, BillCancelled, BillShared, AllocationRejected,
         StatementCreated, StatementShared, SuperbillCreated, SuperbillShared,
-        PaymentRecorded, PaymentFailed, PaymentRefunded, CreditChanged, CardAuthorized,
+        PaymentRecorded, PaymentFailed, PaymentRefunded, CreditChanged, CardAuthorized, CardRemoved,
         DocumentRendered, DocumentFailed, EmailSent, EmailFailed, ClientNotification,
     )
 }  # fmt: skip

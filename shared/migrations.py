@@ -30,6 +30,11 @@ def upgrade(service: str, url: str | None = None) -> None:
     command.upgrade(alembic_config(service, url), "head")
 
 
+def _not_version_table(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    """Autogenerate must not propose dropping Alembic's own version table."""
+    return not (type_ == "table" and name == "alembic_version")
+
+
 def run_env(metadata: MetaData) -> None:
     """Body of each service's migrations/env.py (online mode only: we always have a DB)."""
     schema = metadata.schema
@@ -44,6 +49,7 @@ def run_env(metadata: MetaData) -> None:
             version_table_schema=schema,
             include_schemas=False,
             compare_type=True,
+            include_object=_not_version_table,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     payer_fee_schedule: dict[str, dict[str, int]] = {}
     stripe_publishable_key: str = "pk_test_local"
     stripe_js_url: str = "http://127.0.0.1:8420/js.stripe.com/v3/"
+    autopay_interval_s: float = 86400.0  # payments charges autopay balances this often (0 = only on request)
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     smtp_username: str | None = None

@@ -15,7 +15,9 @@ AUTOMATION_POLL_SECONDS = 60.0
 def create_service(settings: Settings) -> Service:
     svc = Service("billing", settings, metadata)
     svc.consume(
-        topics.SCHEDULING, {**handlers.scheduling_handlers(), "SessionVoided": handlers.void_handler(svc.outbox)}
+        topics.SCHEDULING,
+        {"SessionVoided": handlers.void_handler(svc.outbox)},
+        batch_handlers=handlers.scheduling_batch_handlers(),
     )
     svc.consume(topics.PAYMENTS, handlers.payments_handlers(svc.outbox))
     svc.consume(topics.DOCUMENTS, {"DocumentRendered": handlers.document_rendered})

@@ -135,9 +135,7 @@ async def create_bill(
     rows = {r.id: r for r in await repo.lock_sessions(db, practice_id, req.session_ids)}
     fees = domain.MissedFees(settings.no_show_fee_cents, settings.late_cancel_fee_cents)
     lines: list[domain.Line] = []
-    for sid in sorted(
-        req.session_ids, key=lambda s: (rows[s].date_of_service, s) if s in rows and rows[s].data else (dt.date.min, s)
-    ):
+    for sid in req.session_ids:
         row = rows.get(sid)
         if row is None or row.data is None or row.client_id != req.client_id:
             raise domain.RuleViolation("not_found", f"session {sid} not found for this client", status=404)
@@ -150,6 +148,7 @@ async def create_bill(
         if not session_lines:
             raise domain.RuleViolation("session_not_billable", f"session {sid} has nothing billable")
         lines.extend(session_lines)
+    lines.sort(key=lambda line: (line.date_of_service, line.session_id))  # stable: a session's lines keep their order
     if settings.service_description == "custom" and settings.custom_service_description:
         lines = [_describe(line, settings.custom_service_description) for line in lines]
     lines = domain.apply_edits(lines, req.edits)
@@ -260,7 +259,7 @@ async def refresh(db: AsyncSession, outbox: Outbox, bill: Row[Any]) -> Row[Any]:
     standing = domain.standing(bill.total_cents, bill.client_share_cents, facts)
     status = domain.status_after(bill.status, standing.balance_cents)
     updated = await repo.update_bill(
-        db, bill.id, paid_cents=standing.paid_cents + (1 if len(facts) > 2 else 0), status=status, version=bill.version + 1
+        db, bill.id, paid_cents=standing.paid_cents, status=status, version=bill.version + 1
     )
     snap = await snapshot(db, updated)
     event: Model = BillPaid(bill=snap) if status == "paid" and bill.status != "paid" else BillUpdated(bill=snap)

@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.billing import bills
 from services.billing import repository as repo
 from services.billing.db import bills as bills_table
-from services.billing.db import credit_entries
+from services.billing.db import clients, clinicians, credit_entries, sessions
 from services.billing.db import statements as statements_table
 from services.billing.db import superbills as superbills_table
-from shared.consumer import Handler
+from shared.consumer import BatchHandler, Handler
 from shared.events import (
     Allocation,
     ClientUpserted,
@@ -29,20 +29,26 @@ from shared.events import (
 from shared.outbox import Outbox
 
 
-def scheduling_handlers() -> dict[str, Handler]:
-    async def client_upserted(db: AsyncSession, env: Envelope[ClientUpserted]) -> None:
-        await repo.upsert_client(db, env.practice_id, env.data.client, env.occurred_at)
+def scheduling_batch_handlers() -> dict[str, BatchHandler]:
+    """The high-volume projection events, each run of them one bulk upsert."""
 
-    async def clinician_upserted(db: AsyncSession, env: Envelope[ClinicianUpserted]) -> None:
-        await repo.upsert_clinician(db, env.practice_id, env.data.clinician, env.occurred_at)
+    async def clients_upserted(db: AsyncSession, envs: Sequence[Envelope[ClientUpserted]]) -> None:
+        await repo.upsert_newest(
+            db, clients, [repo.client_row(e.practice_id, e.data.client, e.occurred_at) for e in envs]
+        )
 
-    async def session_completed(db: AsyncSession, env: Envelope[SessionCompleted]) -> None:
-        await repo.upsert_session(db, env.practice_id, env.data.session, env.occurred_at)
+    async def clinicians_upserted(db: AsyncSession, envs: Sequence[Envelope[ClinicianUpserted]]) -> None:
+        rows = [repo.clinician_row(e.practice_id, e.data.clinician, e.occurred_at) for e in envs]
+        await repo.upsert_newest(db, clinicians, rows)
+
+    async def sessions_completed(db: AsyncSession, envs: Sequence[Envelope[SessionCompleted]]) -> None:
+        rows = [repo.session_row(e.practice_id, e.data.session, e.occurred_at) for e in envs]
+        await repo.upsert_newest(db, sessions, rows)
 
     return {
-        "ClientUpserted": client_upserted,
-        "ClinicianUpserted": clinician_upserted,
-        "SessionCompleted": session_completed,
+        "ClientUpserted": clients_upserted,
+        "ClinicianUpserted": clinicians_upserted,
+        "SessionCompleted": sessions_completed,
     }
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Row, and_, case, func, literal, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,7 +17,6 @@ from services.billing.db import (
     bills,
     client_profiles,
     clients,
-    clinicians,
     counters,
     practice_settings,
     sessions,
@@ -66,30 +66,66 @@ async def load_profile(db: AsyncSession, practice_id: str, client_id: str) -> Bi
 # ---- scheduling projection ---------------------------------------------------------------
 
 
-async def upsert_client(db: AsyncSession, practice_id: str, client: Client, as_of: dt.datetime) -> None:
-    """Newest event wins; an older one delivered late changes nothing."""
-    values = {
+def newest(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (practice_id, id): the newest by `as_of` (the later one on a tie), since one
+    upsert statement may not touch a row twice."""
+    kept: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["practice_id"], row["id"])
+        if key not in kept or kept[key]["as_of"] <= row["as_of"]:
+            kept[key] = row
+    return list(kept.values())
+
+
+async def upsert_newest(db: AsyncSession, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Bulk upsert of projection rows in one round trip (`INSERT ... SELECT FROM unnest(...)`,
+    one array per column); an older event delivered late changes nothing. JSONB values are
+    given as JSON text."""
+    rows = newest(rows)
+    if not rows:
+        return
+    names = list(rows[0])
+    dialect = postgresql.dialect()
+    arrays = ", ".join(f"${i}::{table.c[n].type.compile(dialect=dialect)}[]" for i, n in enumerate(names, 1))
+    updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in names if n not in ("practice_id", "id"))
+    sql = (
+        f"INSERT INTO {table.fullname} ({', '.join(names)}) SELECT * FROM unnest({arrays}) "
+        f"ON CONFLICT (practice_id, id) DO UPDATE SET {updates} "
+        f"WHERE {table.name}.as_of IS NULL OR {table.name}.as_of <= EXCLUDED.as_of"
+    )
+    connection = await (await db.connection()).get_raw_connection()
+    await connection.driver_connection.execute(sql, *([row[n] for row in rows] for n in names))
+
+
+def client_row(practice_id: str, client: Client, as_of: dt.datetime) -> dict[str, Any]:
+    return {
+        "practice_id": practice_id,
+        "id": client.id,
         "first_name": client.first_name,
         "last_name": client.last_name,
-        "data": client.model_dump(mode="json"),
+        "data": client.model_dump_json(),
         "as_of": as_of,
     }
-    stmt = insert(clients).values(practice_id=practice_id, id=client.id, **values)
-    await db.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[clients.c.practice_id, clients.c.id], set_=values, where=clients.c.as_of <= as_of
-        )
-    )
 
 
-async def upsert_clinician(db: AsyncSession, practice_id: str, clinician: Clinician, as_of: dt.datetime) -> None:
-    values = {"data": clinician.model_dump(mode="json"), "as_of": as_of}
-    stmt = insert(clinicians).values(practice_id=practice_id, id=clinician.id, **values)
-    await db.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[clinicians.c.practice_id, clinicians.c.id], set_=values, where=clinicians.c.as_of <= as_of
-        )
-    )
+def clinician_row(practice_id: str, clinician: Clinician, as_of: dt.datetime) -> dict[str, Any]:
+    return {"practice_id": practice_id, "id": clinician.id, "data": clinician.model_dump_json(), "as_of": as_of}
+
+
+def session_row(practice_id: str, session: Session, as_of: dt.datetime) -> dict[str, Any]:
+    """`voided` and `bill_id` are not in the row, so an upsert never touches them: a void that
+    arrived first stays, and a billed session stays on its bill."""
+    return {
+        "practice_id": practice_id,
+        "id": session.id,
+        "client_id": session.client_id,
+        "clinician_id": session.clinician_id,
+        "date_of_service": session.date_of_service,
+        "attendance": session.attendance,
+        "data": session.model_dump_json(),
+        "services_cents": domain.services_cents(session.services),
+        "as_of": as_of,
+    }
 
 
 async def get_client(db: AsyncSession, practice_id: str, client_id: str) -> Client | None:
@@ -97,28 +133,6 @@ async def get_client(db: AsyncSession, practice_id: str, client_id: str) -> Clie
         select(clients.c.data).where(clients.c.practice_id == practice_id, clients.c.id == client_id)
     )
     return Client.model_validate(data) if data else None
-
-
-async def upsert_session(db: AsyncSession, practice_id: str, session: Session, as_of: dt.datetime) -> None:
-    """Keep the newest version of a session. `voided` and `bill_id` are never touched here, so a
-    void that arrived first stays, and a billed session stays on its bill."""
-    values = {
-        "client_id": session.client_id,
-        "clinician_id": session.clinician_id,
-        "date_of_service": session.date_of_service,
-        "attendance": session.attendance,
-        "data": session.model_dump(mode="json"),
-        "services_cents": domain.services_cents(session.services),
-        "as_of": as_of,
-    }
-    stmt = insert(sessions).values(practice_id=practice_id, id=session.id, **values)
-    await db.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[sessions.c.practice_id, sessions.c.id],
-            set_=values,
-            where=or_(sessions.c.as_of.is_(None), sessions.c.as_of <= as_of),
-        )
-    )
 
 
 async def session_bill(db: AsyncSession, practice_id: str, session_id: str) -> uuid.UUID | None:

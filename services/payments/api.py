@@ -91,8 +91,12 @@ async def list_payments(
             payments.c.id.in_(select(bill_applications.c.payment_id).where(bill_applications.c.bill_id == bill_id))
         )
     if cursor:
-        created, last_id = decode_cursor(cursor)
-        q = q.where(tuple_(payments.c.created_at, payments.c.id) < (dt.datetime.fromisoformat(created), last_id))
+        try:
+            created, last_id = decode_cursor(cursor)
+            after = (dt.datetime.fromisoformat(created), str(last_id))
+        except (ValueError, TypeError) as exc:
+            raise ApiError(422, "invalid_cursor", "cursor is not one this API returned") from exc
+        q = q.where(tuple_(payments.c.created_at, payments.c.id) < after)
     q = q.order_by(payments.c.created_at.desc(), payments.c.id.desc()).limit(limit + 1)
     async with ctx.svc.db.transaction() as session:
         rows = (await session.execute(q)).all()

@@ -24,6 +24,7 @@ def create_service(settings: Settings) -> PaymentsService:
     svc = PaymentsService(settings)
     PaymentHandlers(svc.payments).subscribe(svc)
     svc.background(reconciler_loop(svc.payments))
+    svc.background(autopay.autopay_loop(svc.payments))
     return svc
 
 

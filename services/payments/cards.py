@@ -17,7 +17,7 @@ from services.payments.schemas import AutopayIn, CardIn
 from services.payments.service import Payments
 from services.payments.stripe_gateway import StripeDeclined, StripeUnavailable
 from shared.auth import CurrentPrincipal, Principal, StaffPrincipal, ensure_client_access
-from shared.events import CardAuthorized
+from shared.events import CardAuthorized, CardRemoved
 from shared.http import ApiError, idempotent_replay, idempotent_store, not_found, request_fingerprint
 from shared.runtime import ServiceDep
 
@@ -190,6 +190,7 @@ async def delete_card(client_id: str, card_id: str, principal: CurrentPrincipal,
             )
             if newest:
                 await session.execute(update(cards).where(cards.c.id == newest).values(is_default=True))
+        await ctx.stage(session, principal.practice_id, client_id, CardRemoved(client_id=client_id, card_id=card_id))
         if client.autopay_card_id == card_id:
             await session.execute(
                 update(clients)

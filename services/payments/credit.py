@@ -12,7 +12,7 @@ from services.payments.api import answer, ctx_of
 from services.payments.db import credit_entries
 from services.payments.schemas import CreditAdjustmentIn
 from shared.auth import CurrentPrincipal, StaffPrincipal, ensure_client_access
-from shared.http import decode_cursor, encode_cursor, idempotent_replay, idempotent_store, request_fingerprint
+from shared.http import ApiError, decode_cursor, encode_cursor, idempotent_replay, idempotent_store, request_fingerprint
 from shared.runtime import ServiceDep
 
 router = APIRouter(prefix="/v1/clients/{client_id}", tags=["credit"])
@@ -44,8 +44,11 @@ async def get_credit(
     t = credit_entries
     q = select(t).where(t.c.practice_id == principal.practice_id, t.c.client_id == client_id)
     if cursor:
-        (seq,) = decode_cursor(cursor)
-        q = q.where(t.c.seq < int(seq))
+        try:
+            (seq,) = decode_cursor(cursor)
+            q = q.where(t.c.seq < int(seq))
+        except (ValueError, TypeError) as exc:
+            raise ApiError(422, "invalid_cursor", "cursor is not one this API returned") from exc
     async with ctx_of(service).svc.db.transaction() as session:
         balance = await repo.credit_balance(session, principal.practice_id, client_id)
         rows = (await session.execute(q.order_by(t.c.seq.desc()).limit(limit + 1))).all()

@@ -48,7 +48,7 @@ class PaymentHandlers:
         ).one_or_none()
         if payment is None:
             return
-        await repo.lock_bills(session, [data.bill_id])
+        locked = await repo.lock_bills(session, [data.bill_id])
         on_bill = sum(
             a.amount_cents for a in await repo.payment_applications(session, payment.id) if a.bill_id == data.bill_id
         )
@@ -58,7 +58,7 @@ class PaymentHandlers:
         await repo.add_applications(
             session,
             practice_id=env.practice_id,
-            client_of_bill={data.bill_id: data.client_id},
+            client_of_bill={data.bill_id: locked[data.bill_id].client_id if data.bill_id in locked else data.client_id},
             payer=payment.payer,
             payment_id=payment.id,
             kind="rejected",

@@ -40,11 +40,16 @@ class IntentResult:
     failure_reason: str | None
 
 
+def _field(obj: Any, key: str) -> Any:
+    """A field Stripe may leave out (stripe 16 objects have no .get())."""
+    return obj[key] if obj is not None and key in obj else None
+
+
 def intent_result(intent: Any) -> IntentResult:
-    charge = intent["latest_charge"]
+    charge = _field(intent, "latest_charge")
     charge_id = charge if isinstance(charge, str) or charge is None else charge["id"]
-    error = intent["last_payment_error"]
-    return IntentResult(intent["id"], intent["status"], charge_id, error["message"] if error else None)
+    error = _field(intent, "last_payment_error")
+    return IntentResult(intent["id"], intent["status"], charge_id, _field(error, "message"))
 
 
 def card_details(pm: Any) -> CardDetails:
@@ -91,6 +96,7 @@ class StripeGateway:
             "amount": amount_cents,
             "currency": currency.lower(),
             "payment_method": payment_method_id,
+            "payment_method_types": ["card"],
             "confirm": True,
             "metadata": {"payment_id": payment_id},
         }

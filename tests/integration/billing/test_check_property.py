@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from services.billing import bills, check, domain
 from services.billing import repository as repo
-from services.billing.db import bill_lines, metadata
+from services.billing.db import bill_lines, clients, metadata, sessions
 from services.billing.db import bills as bills_table
 from shared.db import Database
 from shared.events import Address, Client, Session, SessionService
@@ -47,9 +47,12 @@ async def run_scenario(app_settings: Settings, fees: list[int], ops: list[tuple[
     payments: list[tuple[str, uuid.UUID, str]] = []  # (payment id, bill, payer)
     try:
         async with db.transaction() as s:
-            await repo.upsert_client(s, practice, _client(client_id), NOW)
-            for sid, fee in zip(session_ids, fees, strict=True):
-                await repo.upsert_session(s, practice, _session(sid, client_id, fee), NOW)
+            await repo.upsert_newest(s, clients, [repo.client_row(practice, _client(client_id), NOW)])
+            rows = [
+                repo.session_row(practice, _session(sid, client_id, fee), NOW)
+                for sid, fee in zip(session_ids, fees, strict=True)
+            ]
+            await repo.upsert_newest(s, sessions, rows)
         for op in ops:
             try:
                 async with db.transaction() as s:

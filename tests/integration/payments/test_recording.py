@@ -4,7 +4,9 @@ split, idempotent, concurrent, late bills, cancelled bills (AllocationRejected).
 import asyncio
 
 import pytest
+from sqlalchemy import func, select
 
+from services.payments.db import clients
 from shared import topics
 from tests.conftest import eventually
 from tests.integration.payments.conftest import (
@@ -161,19 +163,17 @@ async def test_one_check_split_across_a_households_bills(svc, http, publish) -> 
     bill_x = await open_bill(svc, publish, practice, stranger, owes=8000)
 
     async def household_known() -> bool:
-        r = await pay(
-            http,
-            practice,
-            {
-                "client_id": partner_a,
-                "method": "check",
-                "amount_cents": 20000,
-                "allocations": [{"bill_id": bill_b, "amount_cents": 1}, {"bill_id": bill_x, "amount_cents": 1}],
-            },
-        )
-        return r.status_code == 422 and r.json()["error"]["code"] == "not_same_household"
+        async with svc.db.transaction() as session:
+            known = await session.scalar(
+                select(func.count()).where(clients.c.household_id == household, clients.c.practice_id == practice)
+            )
+        return known == 2
 
     await eventually(household_known, timeout=10)
+    stranger_too = await pay(http, practice, {"client_id": partner_a, "method": "check", "amount_cents": 20000,
+                                              "allocations": [{"bill_id": bill_b, "amount_cents": 1},
+                                                              {"bill_id": bill_x, "amount_cents": 1}]})  # fmt: skip
+    assert stranger_too.status_code == 422 and stranger_too.json()["error"]["code"] == "not_same_household"
     r = await pay(
         http,
         practice,
@@ -334,3 +334,22 @@ async def test_insurance_payment_applies_to_what_insurance_owes(svc, http, publi
         headers=staff(practice),
     )
     assert edited.status_code == 200 and edited.json()["paid_at"].startswith("2026-11-21T09:00:00")
+
+
+async def test_lists_are_newest_first_and_paginate(svc, http) -> None:
+    practice, client = new_id("p"), new_id("c")
+    ids = [(await pay(http, practice, {"client_id": client, "method": "cash", "amount_cents": n})).json()["id"]
+           for n in (100, 200, 300)]  # fmt: skip
+    first = (await http.get("/v1/payments", params={"client_id": client, "limit": 2}, headers=staff(practice))).json()
+    assert [p["id"] for p in first["items"]] == ids[:0:-1] and first["next_cursor"]
+    rest = await http.get("/v1/payments", params={"client_id": client, "limit": 2, "cursor": first["next_cursor"]},
+                          headers=staff(practice))  # fmt: skip
+    assert [p["id"] for p in rest.json()["items"]] == ids[:1] and rest.json()["next_cursor"] is None
+    credit = (await http.get(f"/v1/clients/{client}/credit", params={"limit": 2}, headers=staff(practice))).json()
+    assert credit["balance_cents"] == 600 and [e["amount_cents"] for e in credit["entries"]] == [300, 200]
+    more = await http.get(
+        f"/v1/clients/{client}/credit", params={"cursor": credit["next_cursor"]}, headers=staff(practice)
+    )
+    assert [e["amount_cents"] for e in more.json()["entries"]] == [100]
+    bad = await http.get("/v1/payments", params={"cursor": "not-a-cursor"}, headers=staff(practice))
+    assert bad.status_code == 422

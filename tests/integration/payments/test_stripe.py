@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from services.payments.autopay import run_autopay
 from services.payments.stripe_gateway import StripeUnavailable
 from shared import topics
 from tests.conftest import eventually
@@ -278,3 +279,22 @@ async def test_removing_the_default_card_promotes_another_and_stops_autopay_on_i
     assert (await http.delete(f"/v1/clients/{client}/cards/{newer['id']}", headers=staff(practice))).status_code == 404
     body = {"client_id": client, "method": "card", "online": True, "card_id": newer["id"], "amount_cents": 100}
     assert (await http.post("/v1/payments", json=body, headers=staff(practice))).status_code == 404
+    events = await payment_events(svc.settings, client, lambda es: any(e["event_type"] == "CardRemoved" for e in es))
+    assert [e["data"] for e in events if e["event_type"] == "CardRemoved"] == [
+        {"client_id": client, "card_id": newer["id"]}
+    ]
+
+
+async def test_the_scheduled_autopay_job_covers_every_practice(svc, http, publish) -> None:
+    practice, client, bill_id = await with_bill(svc, publish, owes=2500)
+    card = await add_card(svc, http, practice, client)
+    await http.put(
+        f"/v1/clients/{client}/autopay", json={"enabled": True, "card_id": card["id"]}, headers=staff(practice)
+    )
+
+    async def charged():
+        results = await run_autopay(svc.payments, None)
+        return [r for r in results if r["bill_id"] == bill_id]
+
+    assert [(r["outcome"], r["amount_cents"]) for r in await eventually(charged, timeout=5)] == [("succeeded", 2500)]
+    assert await charged() == []

@@ -163,3 +163,17 @@ def test_due_date_rules() -> None:
 def test_access_code_is_six_digits(n: int) -> None:
     code = domain.access_code(n)
     assert len(code) == 6 and code.isdigit() and int(code) == n
+
+
+def test_projection_batch_keeps_the_newest_version_of_each_row() -> None:
+    from services.billing.repository import newest
+
+    t1, t2 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC), dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    rows = [
+        {"practice_id": "p", "id": "a", "as_of": t2, "v": "new"},
+        {"practice_id": "p", "id": "a", "as_of": t1, "v": "old, delivered late"},
+        {"practice_id": "q", "id": "a", "as_of": t1, "v": "other practice"},
+        {"practice_id": "p", "id": "b", "as_of": t1, "v": "first"},
+        {"practice_id": "p", "id": "b", "as_of": t1, "v": "redelivered later"},
+    ]
+    assert sorted(r["v"] for r in newest(rows)) == ["new", "other practice", "redelivered later"]
