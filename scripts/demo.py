@@ -108,13 +108,14 @@ async def main() -> int:
 
     async with httpx.AsyncClient(timeout=15, headers=staff) as http:
         r = await http.put(f"{billing}/v1/settings", json={
-            "practice": {"name": "Rivers Edge Counseling", "phone": "+1-503-555-0100", "tax_id": "93-1234567",
-                         "npi": "1234567893", "timezone": "America/Los_Angeles", "currency": "USD",
-                         "address": {"line1": "1200 SE Morrison St", "line2": "Suite 210", "city": "Portland",
-                                     "state": "OR", "postal_code": "97214"}},
+            "name": "Rivers Edge Counseling", "phone": "+1-503-555-0100", "tax_id": "93-1234567",
+            "npi": "1234567893", "timezone": "America/Los_Angeles", "currency": "USD",
+            "address": {"line1": "1200 SE Morrison St", "line2": "Suite 210", "city": "Portland",
+                        "state": "OR", "postal_code": "97214"},
             "default_due_days": 30, "footer_comment": "Thank you. Questions? billing@riversedge.example",
         })  # fmt: skip
-        print(f"practice settings: HTTP {r.status_code}")
+        r.raise_for_status()
+        print(f"billing: practice settings saved for {r.json()['name']}")
 
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
         await producer.start()
@@ -172,10 +173,14 @@ async def main() -> int:
             (await http.post(f"{billing}/v1/bills/{bill['id']}/share", json={})).raise_for_status()
 
         async def emails_sent() -> list[dict[str, Any]]:
-            sent = []
+            emails = []
             for c in clients:
                 r = await http.get(f"{notifications}/v1/emails", params={"client_id": c["id"]})
-                sent += [e for e in r.json()["items"] if e["status"] == "sent"]
+                emails += [e for e in r.json()["items"] if e["kind"] == "bill_shared"]
+            failed = [e for e in emails if e["status"] == "failed"]
+            if failed:
+                raise SystemExit(f"demo: email to {failed[0]['to']} failed: {failed[0]['last_error']}")
+            sent = [e for e in emails if e["status"] == "sent"]
             return sent if len(sent) >= len(bills) else []
 
         sent = await wait_for(emails_sent, "the bill emails")

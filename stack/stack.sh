@@ -6,7 +6,7 @@ cd "$ROOT"
 STATE="$ROOT/.stack"
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
-mkdir -p "$STATE/run" "$STATE/log" "$STATE/mail"
+mkdir -p "$STATE/run" "$STATE/log" "$STATE/mail/tmp" "$STATE/mail/new" "$STATE/mail/cur"
 export PG_VERSION="${PG_VERSION:-15}"
 export KAFKA_PORT=9092 STRIPE_PORT="${STRIPE_PORT:-8420}" SMTP_PORT="${SMTP_PORT:-1025}"
 
