@@ -54,7 +54,12 @@ class Settings(BaseSettings):
     payer_fee_schedule: dict[str, dict[str, int]] = {}
     stripe_publishable_key: str = "pk_test_local"
     stripe_js_url: str = "http://127.0.0.1:8420/js.stripe.com/v3/"
-    autopay_interval_s: float = 86400.0  # payments charges autopay balances this often (0 = only on request)
+    # payments checks this often whether a practice's nightly autopay run (at its autopay_time,
+    # in its timezone) is due (0 = only on request, POST /v1/autopay/run)
+    autopay_interval_s: float = 60.0
+    # billing checks this often whether a practice's automatic bill / superbill run is due
+    # (0 = only on request, POST /v1/automation/run)
+    billing_automation_interval_s: float = 60.0
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
     smtp_username: str | None = None

@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing import bills, domain
 from services.billing import repository as repo
-from services.billing.practice import PracticeSettings, PracticeSettingsUpdate
+from services.billing.practice import PracticeSettingsUpdate, SettingsView
+from shared import topics
 from shared.auth import CurrentPrincipal, Principal, StaffPrincipal, ensure_client_access
-from shared.events import SessionService
+from shared.events import SessionService, new_envelope
 from shared.http import ApiError, idempotent_replay, idempotent_store, not_found, request_fingerprint
 from shared.runtime import ServiceDep
 
@@ -235,13 +236,13 @@ async def cancel_bill(
 # ---- settings ------------------------------------------------------------------------------
 
 
-@router.get("/settings", response_model=PracticeSettings)
-async def get_settings(svc: ServiceDep, principal: StaffPrincipal) -> PracticeSettings:
+@router.get("/settings", response_model=SettingsView)
+async def get_settings(svc: ServiceDep, principal: StaffPrincipal) -> SettingsView:
     async with svc.db.transaction() as db:
-        return await repo.load_settings(db, principal.practice_id)
+        return SettingsView.of(await repo.load_settings(db, principal.practice_id))
 
 
-@router.put("/settings", response_model=PracticeSettings)
+@router.put("/settings", response_model=SettingsView)
 async def put_settings(
     body: PracticeSettingsUpdate,
     request: Request,
@@ -249,15 +250,21 @@ async def put_settings(
     principal: StaffPrincipal,
     key: IdempotencyKey = None,
 ) -> JSONResponse:
-    """Fields sent replace the stored ones; they apply to bills created afterwards."""
+    """Fields sent replace the stored ones; they apply to bills created afterwards. A change of
+    what autopay depends on (timezone, time, insurance rule) is published for payments."""
 
     async def work(db: AsyncSession) -> tuple[int, Any]:
-        current = await repo.load_settings(db, principal.practice_id)
+        first = not await repo.has_settings(db, principal.practice_id)
+        current = await repo.load_settings(db, principal.practice_id, lock=True)
         try:
             updated = body.apply_to(current)
         except ValidationError as exc:
             raise ApiError(422, "validation_error", "; ".join(e["msg"] for e in exc.errors()[:5])) from exc
         await repo.save_settings(db, principal.practice_id, updated)
-        return 200, updated.model_dump(mode="json")
+        if first or updated.automation() != current.automation():
+            await svc.outbox.stage(
+                db, topics.BILLING, [(principal.practice_id, new_envelope(principal.practice_id, updated.automation()))]
+            )
+        return 200, SettingsView.of(updated).model_dump(mode="json")
 
     return await run_write(svc, request, principal, key, body.model_dump(mode="json", exclude_unset=True), work)

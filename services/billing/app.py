@@ -9,7 +9,6 @@ from shared.runtime import Service
 from shared.settings import Settings
 
 SHARE_POLL_SECONDS = 1.0
-AUTOMATION_POLL_SECONDS = 60.0
 
 
 def create_service(settings: Settings) -> Service:
@@ -22,7 +21,9 @@ def create_service(settings: Settings) -> Service:
     svc.consume(topics.PAYMENTS, handlers.payments_handlers(svc.outbox))
     svc.consume(topics.DOCUMENTS, {"DocumentRendered": handlers.document_rendered})
     svc.background(scheduler.share_loop(svc.db, svc.outbox, SHARE_POLL_SECONDS))
-    svc.background(automation.automation_loop(svc.db, svc.outbox, settings.public_base_url, AUTOMATION_POLL_SECONDS))
+    svc.background(
+        automation.automation_loop(svc.db, svc.outbox, settings.public_base_url, settings.billing_automation_interval_s)
+    )
     return svc
 
 

@@ -16,10 +16,12 @@ from sqlalchemy import and_, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.billing import bills, domain, scheduler, superbills
+from services.billing import bills, domain, schedule, scheduler, superbills
 from services.billing import repository as repo
 from services.billing.api import IdempotencyKey, now, run_write
 from services.billing.db import automation_runs, client_profiles, clients, practice_settings, sessions
+from services.billing.db import bills as bill_table
+from services.billing.db import superbills as superbill_table
 from shared.auth import StaffPrincipal
 from shared.db import Database
 from shared.outbox import Outbox
@@ -34,16 +36,28 @@ async def _claim_run(db: AsyncSession, practice_id: str, job: str, period: str) 
     return await db.scalar(stmt.on_conflict_do_nothing().returning(automation_runs.c.job)) is not None
 
 
+async def practice_lock(db: AsyncSession, practice_id: str, *, wait: bool) -> bool:
+    """The practice's automation advisory lock, held until the transaction ends: one run of a
+    practice's jobs at a time across replicas. `wait=False` gives up at once when it is taken."""
+    key = await db.scalar(select(func.hashtextextended(f"automation:{practice_id}", 0)))
+    if wait:
+        await db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        return True
+    return bool(await db.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}))
+
+
 async def create_bills(
     db: AsyncSession, outbox: Outbox, practice_id: str, as_of: dt.datetime, public_base_url: str
 ) -> dict[str, Any]:
-    """One bill per client for the unbilled sessions of the periods already over at `as_of`
-    (responsibility from each client's profile). A client whose bill a rule refuses is skipped
-    and reported; the others are billed."""
+    """The bill-creation run due at `as_of` (schedule.bill_run): daily one bill per unbilled
+    session of the days before, weekly or monthly one bill per client. Responsibility, copay or
+    coinsurance come from each client's profile, the due date from the practice's settings. A
+    bill a rule refuses is skipped and reported; the others are made. The whole run is one
+    transaction, so a crash leaves nothing half done and the rerun makes every bill once."""
     settings = await repo.load_settings(db, practice_id)
-    period, first_day = domain.billing_period(settings.bill_creation, settings.today(as_of))
-    if not await _claim_run(db, practice_id, "bill_creation", period):
-        return {"job": "bill_creation", "period": period, "already_ran": True, "bills": []}
+    run = schedule.bill_run(settings.bill_creation, settings.today(as_of))
+    if not await _claim_run(db, practice_id, "bill_creation", run.period):
+        return {"job": "bill_creation", "period": run.period, "already_ran": True, "bills": []}
     fees = domain.MissedFees(settings.no_show_fee_cents, settings.late_cancel_fee_cents)
     rows = (
         await db.execute(
@@ -60,53 +74,44 @@ async def create_bills(
                 sessions.c.bill_id.is_(None),
                 ~sessions.c.voided,
                 sessions.c.data.is_not(None),
-                sessions.c.date_of_service < first_day,
+                sessions.c.date_of_service < run.before,
             )
-            .order_by(sessions.c.client_id, sessions.c.id)
+            .order_by(sessions.c.client_id, sessions.c.date_of_service, sessions.c.id)
         )
     ).all()
-    by_client: dict[str, list[str]] = defaultdict(list)
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
     for r in rows:
         billable = r.services_cents if r.attendance == "attended" else fees.for_attendance(r.attendance)
         if billable > 0:
-            by_client[r.client_id].append(r.id)
+            groups[(r.client_id, r.id if run.per_session else "")].append(r.id)
     created, skipped = [], []
-    for client_id, session_ids in by_client.items():
+    for (client_id, _), session_ids in groups.items():
         try:
             async with db.begin_nested():
                 req = bills.BillRequest(client_id=client_id, session_ids=session_ids)
-                bill, _ = await bills.create_bill(
+                bill, _snap = await bills.create_bill(
                     db, outbox, practice_id, req, now=as_of, public_base_url=public_base_url
                 )
-            created.append({"bill_id": str(bill.id), "number": bill.number, "client_id": client_id})
+            created.append({"bill_id": str(bill.id), "number": bill.number, "client_id": client_id,
+                            "session_ids": session_ids})  # fmt: skip
         except domain.RuleViolation as exc:
-            skipped.append({"client_id": client_id, "reason": exc.code})
-    result = {"job": "bill_creation", "period": period, "already_ran": False, "bills": created, "skipped": skipped}
-    await db.execute(
-        automation_runs.update()
-        .where(
-            automation_runs.c.practice_id == practice_id,
-            automation_runs.c.job == "bill_creation",
-            automation_runs.c.period == period,
-        )
-        .values(result=result)
-    )
+            skipped.append({"client_id": client_id, "session_ids": session_ids, "reason": exc.code})
+    result = {"job": "bill_creation", "period": run.period, "already_ran": False, "bills": created, "skipped": skipped}
+    await _store_result(db, practice_id, "bill_creation", run.period, result)
     return result
 
 
 async def create_superbills(db: AsyncSession, outbox: Outbox, practice_id: str, as_of: dt.datetime) -> dict[str, Any]:
-    """On the practice's superbill day, a superbill of last month's sessions for every client
-    whose profile asks for automatic superbills; a client whose superbill would be incomplete
-    (or who had no sessions) is skipped and reported."""
+    """From the practice's superbill day on (29-31: the last day of a shorter month), one
+    superbill per client whose profile asks for them, covering the client's paid sessions up to
+    the end of last month that are on no superbill yet. A client with none is left out; one
+    whose superbill would be incomplete is skipped and reported."""
     settings = await repo.load_settings(db, practice_id)
-    today = settings.today(as_of)
-    first_of_month = today.replace(day=1)
-    last_month_end = first_of_month - dt.timedelta(days=1)
-    period = f"{last_month_end:%Y-%m}"
-    if today.day < settings.superbill_creation_day:
-        return {"job": "superbill_creation", "period": period, "due": False, "superbills": []}
-    if not await _claim_run(db, practice_id, "superbill_creation", period):
-        return {"job": "superbill_creation", "period": period, "already_ran": True, "superbills": []}
+    run = schedule.superbill_run(settings.today(as_of), settings.superbill_creation_day)
+    if not run.due:
+        return {"job": "superbill_creation", "period": run.period, "due": False, "superbills": []}
+    if not await _claim_run(db, practice_id, "superbill_creation", run.period):
+        return {"job": "superbill_creation", "period": run.period, "already_ran": True, "superbills": []}
     client_ids = (
         await db.scalars(
             select(client_profiles.c.client_id)
@@ -119,19 +124,53 @@ async def create_superbills(db: AsyncSession, outbox: Outbox, practice_id: str, 
     ).all()
     created, skipped = [], []
     for client_id in client_ids:
+        session_ids = await _paid_sessions_without_superbill(db, practice_id, client_id, run.covers_to)
+        if not session_ids:
+            continue
         try:
             async with db.begin_nested():
                 row = await superbills.create_superbill(
-                    db, outbox, practice_id, client_id=client_id, session_ids=None, start=last_month_end.replace(day=1),
-                    end=last_month_end, pay_to="client", now=as_of,
+                    db, outbox, practice_id, client_id=client_id, session_ids=session_ids, start=None,
+                    end=None, pay_to="client", now=as_of,
                 )  # fmt: skip
-            created.append({"superbill_id": str(row.id), "number": row.number, "client_id": client_id})
+            created.append({"superbill_id": str(row.id), "number": row.number, "client_id": client_id,
+                            "session_ids": session_ids})  # fmt: skip
         except domain.RuleViolation as exc:
             skipped.append({"client_id": client_id, "reason": exc.code, "detail": exc.message})
-    result = {"job": "superbill_creation", "period": period, "already_ran": False, "superbills": created,
+    result = {"job": "superbill_creation", "period": run.period, "already_ran": False, "superbills": created,
               "skipped": skipped}  # fmt: skip
-    await _store_result(db, practice_id, "superbill_creation", period, result)
+    await _store_result(db, practice_id, "superbill_creation", run.period, result)
     return result
+
+
+async def _paid_sessions_without_superbill(
+    db: AsyncSession, practice_id: str, client_id: str, up_to: dt.date
+) -> list[str]:
+    """The client's attended sessions up to `up_to` whose bill is paid and that no superbill
+    names yet, oldest first."""
+    on_superbills = {
+        sid
+        for ids in await db.scalars(
+            select(superbill_table.c.session_ids).where(
+                superbill_table.c.practice_id == practice_id, superbill_table.c.client_id == client_id
+            )
+        )
+        for sid in ids
+    }
+    rows = await db.execute(
+        select(sessions.c.id)
+        .join(bill_table, bill_table.c.id == sessions.c.bill_id)
+        .where(
+            sessions.c.practice_id == practice_id,
+            sessions.c.client_id == client_id,
+            sessions.c.attendance == "attended",
+            ~sessions.c.voided,
+            sessions.c.date_of_service <= up_to,
+            bill_table.c.status == "paid",
+        )
+        .order_by(sessions.c.date_of_service, sessions.c.id)
+    )
+    return [sid for (sid,) in rows if sid not in on_superbills]
 
 
 async def _store_result(db: AsyncSession, practice_id: str, job: str, period: str, result: dict[str, Any]) -> None:
@@ -155,10 +194,12 @@ class AutomationRun(BaseModel):
 async def run_job(
     body: AutomationRun, request: Request, svc: ServiceDep, principal: StaffPrincipal, key: IdempotencyKey = None
 ) -> JSONResponse:
-    """Run a scheduled job now, as it would have run at `as_of` (default now)."""
+    """Run a scheduled job now, as it would have run at `as_of` (default now). Waits for a run
+    of the same practice in progress elsewhere; a period already run answers `already_ran`."""
     as_of = body.as_of or now()
 
     async def work(db: AsyncSession) -> tuple[int, Any]:
+        await practice_lock(db, principal.practice_id, wait=True)
         if body.job == "bill_creation":
             return 200, await create_bills(db, svc.outbox, principal.practice_id, as_of, svc.settings.public_base_url)
         if body.job == "superbill_creation":
@@ -170,9 +211,12 @@ async def run_job(
 
 
 def automation_loop(db: Database, outbox: Outbox, public_base_url: str, interval_seconds: float):
-    """Every practice gets its automatic bill and superbill runs once per period."""
+    """Every practice gets its automatic bill and superbill runs once per period, checked every
+    `interval_seconds` (0 = only on request); each practice's run under its advisory lock."""
 
     async def run() -> None:
+        if interval_seconds <= 0:
+            return
         while True:
             try:
                 await _run_due(db, outbox, public_base_url)
@@ -195,8 +239,7 @@ async def _run_due(db: Database, outbox: Outbox, public_base_url: str) -> None:
     for practice_id, mode in practices:
         try:
             async with db.transaction() as session:
-                key = await session.scalar(select(func.hashtextextended(f"automation:{practice_id}", 0)))
-                if not await session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}):
+                if not await practice_lock(session, practice_id, wait=False):
                     continue
                 now_ = dt.datetime.now(dt.UTC)
                 if mode != "manual":

@@ -258,16 +258,3 @@ def due_date(issued_on: dt.date, requested: dt.date | None, default_days: int, d
 def access_code(random_below: int) -> str:
     """The 6-digit code printed on the bill for the pay page (`random_below` < 10**6)."""
     return f"{random_below % 1_000_000:06d}"
-
-
-def billing_period(mode: str, day: dt.date) -> tuple[str, dt.date]:
-    """The automatic bill-creation period containing `day`: (its key, its first day). A run
-    bills the sessions dated before the period's first day, i.e. the periods already over."""
-    if mode == "daily":
-        return day.isoformat(), day
-    if mode == "weekly":
-        year, week, _ = day.isocalendar()
-        return f"{year}-W{week:02d}", day - dt.timedelta(days=day.weekday())
-    if mode == "monthly":
-        return f"{day:%Y-%m}", day.replace(day=1)
-    raise RuleViolation("bill_creation_manual", "bill creation is manual for this practice")

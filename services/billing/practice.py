@@ -4,11 +4,12 @@ read when a bill is created, so a change applies to bills created afterwards."""
 import datetime as dt
 import zoneinfo
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.events import Address, PracticeInfo
+from services.billing import schedule
+from shared.events import Address, PracticeAutomationChanged, PracticeInfo
 
 DueDays = Literal[15, 30, 45, 60, 90, 120]
 
@@ -32,11 +33,17 @@ class PracticeSettings(BaseModel):
     footer_comment: str | None = None
     attach_pdf: bool = Field(default=True, description="attach the PDF to emails; false = portal only")
     bill_creation: Literal["manual", "daily", "weekly", "monthly"] = "manual"
-    superbill_creation_day: int = Field(default=1, ge=1, le=28)
+    superbill_creation_day: int = Field(
+        default=1, ge=1, le=31, description="day of the monthly superbill run; 29-31: the last day of shorter months"
+    )
     auto_share_bills: bool = False
     auto_share_statements: bool = False
     auto_share_superbills: bool = False
     auto_share_delay_hours: int = Field(default=0, ge=0, le=24 * 30)
+    autopay_time: dt.time = Field(default=dt.time(0, 30), description="practice-local time of the nightly autopay run")
+    autopay_skip_insurance_pending: bool = Field(
+        default=False, description="autopay leaves a bill alone while its insurance portion is unpaid"
+    )
     no_show_fee_cents: int = Field(default=0, ge=0)
     late_cancel_fee_cents: int = Field(default=0, ge=0)
 
@@ -71,6 +78,59 @@ class PracticeSettings(BaseModel):
         """The practice's calendar date at `now` (bills are issued on the practice's day)."""
         return now.astimezone(zoneinfo.ZoneInfo(self.timezone)).date()
 
+    def setting_warnings(self) -> list["SettingsWarning"]:
+        """Combinations that work but probably not as the practice means them."""
+        out = []
+        delay = dt.timedelta(hours=self.auto_share_delay_hours)
+        if (
+            self.auto_share_bills
+            and self.bill_creation != "manual"
+            and schedule.share_before_autopay(delay, self.autopay_time)
+        ):
+            out.append(
+                SettingsWarning(
+                    code="auto_share_before_autopay",
+                    message=f"bills are shared {self.auto_share_delay_hours} h after creation, before the nightly "
+                    f"autopay run at {self.autopay_time:%H:%M} has charged them; autopay clients would get a bill "
+                    "they are about to be charged for. Use a delay of at least "
+                    f"{_hours_needed(self.autopay_time)} h.",
+                )
+            )
+        return out
+
+    def automation(self) -> PracticeAutomationChanged:
+        """What payments needs to know to run autopay for this practice."""
+        return PracticeAutomationChanged(
+            timezone=self.timezone,
+            currency=self.currency,
+            autopay_time=self.autopay_time,
+            autopay_skip_insurance_pending=self.autopay_skip_insurance_pending,
+        )
+
+
+class SettingsWarning(BaseModel):
+    code: str
+    message: str
+
+
+class SettingsView(PracticeSettings):
+    """GET/PUT /v1/settings answer: the settings and what in them deserves a second look."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    warnings: list[SettingsWarning] = []
+
+    @classmethod
+    def of(cls, settings: PracticeSettings) -> "SettingsView":
+        return cls.model_validate(settings.model_dump() | {"warnings": settings.setting_warnings()})
+
+
+def _hours_needed(autopay_time: dt.time) -> int:
+    hours = 0
+    while schedule.share_before_autopay(dt.timedelta(hours=hours), autopay_time):
+        hours += 1
+    return hours
+
 
 class PracticeSettingsUpdate(BaseModel):
     """PUT body: the fields sent replace the stored ones; fields left out keep their value."""
@@ -96,11 +156,14 @@ class PracticeSettingsUpdate(BaseModel):
     auto_share_statements: bool | None = None
     auto_share_superbills: bool | None = None
     auto_share_delay_hours: int | None = None
+    autopay_time: dt.time | None = None
+    autopay_skip_insurance_pending: bool | None = None
+    warnings: list[Any] | None = Field(default=None, description="ignored: computed by the server")
     no_show_fee_cents: int | None = None
     late_cancel_fee_cents: int | None = None
 
     def apply_to(self, current: PracticeSettings) -> PracticeSettings:
-        merged = current.model_dump() | self.model_dump(include=self.model_fields_set)
+        merged = current.model_dump() | self.model_dump(include=self.model_fields_set - {"warnings"})
         return PracticeSettings.model_validate(merged)
 
 

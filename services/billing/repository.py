@@ -28,9 +28,15 @@ from shared.http import ApiError, decode_cursor, encode_cursor
 # ---- practice settings, numbering ------------------------------------------------------
 
 
-async def load_settings(db: AsyncSession, practice_id: str) -> PracticeSettings:
-    data = await db.scalar(select(practice_settings.c.data).where(practice_settings.c.practice_id == practice_id))
+async def load_settings(db: AsyncSession, practice_id: str, *, lock: bool = False) -> PracticeSettings:
+    query = select(practice_settings.c.data).where(practice_settings.c.practice_id == practice_id)
+    data = await db.scalar(query.with_for_update() if lock else query)
     return PracticeSettings.model_validate(data) if data else PracticeSettings()
+
+
+async def has_settings(db: AsyncSession, practice_id: str) -> bool:
+    query = select(practice_settings.c.practice_id).where(practice_settings.c.practice_id == practice_id)
+    return await db.scalar(query) is not None
 
 
 async def save_settings(db: AsyncSession, practice_id: str, settings: PracticeSettings) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Time,
     UniqueConstraint,
     func,
     text,
@@ -54,8 +55,11 @@ clients = Table(
     Column("billing_contact_name", String),
     Column("stripe_customer_id", String),
     Column("autopay_card_id", String),
+    Column("autopay_failed_nights", Integer, nullable=False, server_default="0"),
+    Column("autopay_last_night", Date),
 )
-"""Per client: household (from ClientUpserted), Stripe customer; the row locked for credit."""
+"""Per client: household (from ClientUpserted), Stripe customer, autopay card and its run of
+consecutive failed nights; the row locked for credit."""
 
 payments = Table(
     "payments",
@@ -82,6 +86,7 @@ payments = Table(
     Column("stripe_charge_id", String),
     Column("failure_reason", Text),
     Column("credit_cents", BigInteger, nullable=False, server_default="0"),
+    Column("autopay", Boolean, nullable=False, server_default="false"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_payments_practice_client", "practice_id", "client_id", "created_at"),
     Index("ix_payments_pending", "status", postgresql_where=text("status = 'pending'")),
@@ -218,3 +223,45 @@ remittance_lines = Table(
     Column("amount_cents", BigInteger, nullable=False),
     Index("ix_remittance_lines_session", "practice_id", "session_id"),
 )
+
+practices = Table(
+    "practices",
+    metadata,
+    Column("practice_id", String, primary_key=True),
+    Column("timezone", String, nullable=False),
+    Column("currency", String, nullable=False, server_default="USD"),
+    Column("autopay_time", Time, nullable=False),
+    Column("autopay_skip_insurance_pending", Boolean, nullable=False, server_default="false"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+"""What autopay needs of a practice's billing settings (PracticeAutomationChanged)."""
+
+autopay_runs = Table(
+    "autopay_runs",
+    metadata,
+    Column("practice_id", String, primary_key=True),
+    Column("night", Date, primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("result", JSON),
+)
+"""One row per practice and night; `finished_at` set once the night's run went through."""
+
+autopay_attempts = Table(
+    "autopay_attempts",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("practice_id", String, nullable=False),
+    Column("night", Date, nullable=False),
+    Column("client_id", String, nullable=False),
+    Column("bill_id", String, nullable=False),
+    Column("card_id", String, nullable=False),
+    Column("payment_id", String),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("outcome", String, nullable=False),
+    Column("reason", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("practice_id", "night", "bill_id", "card_id"),
+    Index("ix_autopay_attempts_client", "practice_id", "client_id", "created_at"),
+)
+"""Each autopay charge tried: a card is tried at most once per bill and night."""

@@ -1,6 +1,8 @@
 """Payment rules, pure: how a payment is split across bills and credit, how a refund is taken
 back, how a third-party payout is reconciled. No I/O, no clock; every figure is int cents."""
 
+import datetime as dt
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -196,3 +198,48 @@ def expected_payer_amount(
     practice's settings, or the session fee where no rate is set."""
     rates = fee_schedule.get(payer, {})
     return sum(rates.get(code, fee) for code, fee in service_codes)
+
+
+# ---- autopay -----------------------------------------------------------------------------
+
+AUTOPAY_MAX_FAILED_NIGHTS = 3
+
+
+def autopay_night(as_of: dt.datetime, timezone: str, run_at: dt.time) -> dt.date:
+    """The night whose autopay run is due at `as_of`: the practice's local date once its local
+    time has reached `run_at`, else the night before. Local time comes from zoneinfo, so a DST
+    change neither skips nor repeats a night."""
+    local = as_of.astimezone(zoneinfo.ZoneInfo(timezone))
+    return local.date() if local.time() >= run_at else local.date() - dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class AutopayCard:
+    id: str
+    holder: str
+    is_default: bool
+
+
+def autopay_cards(autopay_card_id: str, authorized: Sequence[AutopayCard], *, is_minor: bool) -> list[str]:
+    """The cards tried for an autopay charge, in order: for a minor the billing contact's
+    authorized cards first (the default one first), then the card autopay was set up with."""
+    order = []
+    if is_minor:
+        contact = [c for c in authorized if c.holder == "billing_contact"]
+        order = [c.id for c in sorted(contact, key=lambda c: not c.is_default)]
+    if autopay_card_id not in order:
+        order.append(autopay_card_id)
+    return order
+
+
+@dataclass(frozen=True)
+class NightOutcome:
+    failed_nights: int
+    disable: bool
+
+
+def after_night(failed_nights: int, *, failed: bool) -> NightOutcome:
+    """A client's consecutive failed nights after tonight: a good night resets the count; the
+    AUTOPAY_MAX_FAILED_NIGHTS-th failure in a row turns autopay off."""
+    count = failed_nights + 1 if failed else 0
+    return NightOutcome(count, count >= AUTOPAY_MAX_FAILED_NIGHTS)

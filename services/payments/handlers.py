@@ -4,12 +4,12 @@ sessions as expected receivables. Each runs in the consumer's transaction with t
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.payments import repository as repo
-from services.payments.db import clients, expected_receivables, payments
+from services.payments.db import clients, expected_receivables, payments, practices
 from services.payments.domain import Application, expected_payer_amount
 from services.payments.recording import apply_credit_to_bill
 from services.payments.service import Payments
@@ -19,6 +19,7 @@ from shared.events import (
     BillEvent,
     ClientUpserted,
     Envelope,
+    PracticeAutomationChanged,
     SessionCompleted,
     SessionVoided,
 )
@@ -35,6 +36,21 @@ class PaymentHandlers:
     async def bill_created(self, session: AsyncSession, env: Envelope[BillEvent]) -> None:
         await repo.upsert_bill(session, env.practice_id, env.data.bill)
         await apply_credit_to_bill(self.ctx, session, env.practice_id, env.data.bill.id)
+
+    async def practice_automation(self, session: AsyncSession, env: Envelope[PracticeAutomationChanged]) -> None:
+        """When and how autopay runs for the practice (billing owns the settings)."""
+        values = {
+            "timezone": env.data.timezone,
+            "currency": env.data.currency,
+            "autopay_time": env.data.autopay_time,
+            "autopay_skip_insurance_pending": env.data.autopay_skip_insurance_pending,
+        }
+        stmt = insert(practices).values(practice_id=env.practice_id, **values)
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[practices.c.practice_id], set_=values | {"updated_at": func.now()}
+            )
+        )
 
     async def allocation_rejected(self, session: AsyncSession, env: Envelope[AllocationRejected]) -> None:
         """The bill was cancelled before our payment reached it: the money becomes credit."""
@@ -133,6 +149,7 @@ class PaymentHandlers:
                 "BillCancelled": self.bill_changed,
                 "BillShared": self.bill_changed,
                 "AllocationRejected": self.allocation_rejected,
+                "PracticeAutomationChanged": self.practice_automation,
             },
         )
         svc.consume(

@@ -45,7 +45,13 @@ class CardRef:
 
 
 async def record_payment(
-    ctx: Payments, principal: Principal, req: PaymentIn, key: str | None, *, card: CardRef | None = None
+    ctx: Payments,
+    principal: Principal,
+    req: PaymentIn,
+    key: str | None,
+    *,
+    card: CardRef | None = None,
+    autopay: bool = False,
 ) -> Answer:
     if not principal.is_staff:
         if principal.client_id != req.client_id:
@@ -62,7 +68,7 @@ async def record_payment(
             return replay
         if card is None and req.method == "card":
             card = await _card_for(session, principal.practice_id, req)
-        row = await _record(ctx, session, principal, req, requested, payment_id, card)
+        row = await _record(ctx, session, principal, req, requested, payment_id, card, autopay=autopay)
         answer = 201, await payment_view(ctx, session, row)
         await idempotent_store(session, ctx.svc.idempotency_table, principal.practice_id, key, *answer)
     if row.status != "pending":
@@ -102,6 +108,8 @@ async def _record(
     requested: list[Application],
     payment_id: str,
     card: CardRef | None,
+    *,
+    autopay: bool = False,
 ) -> Row[Any]:
     practice_id = principal.practice_id
     locked = await repo.lock_bills(session, (a.bill_id for a in requested))
@@ -139,6 +147,7 @@ async def _record(
             appointment_id=req.appointment_id,
             paid_at=req.paid_at or dt.datetime.now(dt.UTC),
             credit_cents=plan.credit_cents,
+            autopay=autopay,
         )
     )
     await repo.add_applications(
@@ -290,7 +299,12 @@ async def _fail(ctx: Payments, session: AsyncSession, row: Row[Any], reason: str
         session,
         row.practice_id,
         row.client_id,
-        PaymentFailed(payment=payment_info(failed), bill_id=applied[0].bill_id if applied else None, reason=reason),
+        PaymentFailed(
+            payment=payment_info(failed),
+            bill_id=applied[0].bill_id if applied else None,
+            reason=reason,
+            autopay=failed.autopay,
+        ),
     )
 
 

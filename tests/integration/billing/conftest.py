@@ -21,7 +21,7 @@ from tests.conftest import eventually, example_event, read_topic
 
 @pytest.fixture(scope="session")
 async def billing_app(test_settings: Settings) -> AsyncIterator[tuple[Service, Any]]:
-    svc, app = build(test_settings)
+    svc, app = build(test_settings.model_copy(update={"billing_automation_interval_s": 0}))  # runs on request only
     await svc.start()
     yield svc, app
     await svc.stop()

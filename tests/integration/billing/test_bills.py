@@ -79,8 +79,9 @@ async def test_bill_from_unbilled_sessions_snapshot_and_event(practice) -> None:
     assert bill["shared"] is False and bill["document_id"] is None and bill["payments"] == []
     assert await practice.unbilled_ids(cid) == []
 
-    [created] = await practice.events(lambda es: any(e["event_type"] == "BillCreated" for e in es))
-    assert created["event_type"] == "BillCreated"
+    events = await practice.events(lambda es: any(e["event_type"] == "BillCreated" for e in es))
+    assert [e["event_type"] for e in events] == ["PracticeAutomationChanged", "BillCreated"]  # the settings PUT
+    created = events[1]
     assert created["data"]["bill"]["id"] == bill["id"]
     assert created["data"]["bill"]["access_code"] == bill["access_code"]
 

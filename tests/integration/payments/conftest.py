@@ -27,7 +27,7 @@ DECLINES = "4000000000000341"
 @pytest.fixture(scope="package")
 async def payments_service(test_settings: Settings) -> AsyncIterator[tuple[Service, FastAPI, httpx.AsyncClient]]:
     settings = (await isolated_topics(test_settings)).model_copy(
-        update={"payments_bill_wait_ms": 1500, "payments_reconcile_interval_s": 0.5}
+        update={"payments_bill_wait_ms": 1500, "payments_reconcile_interval_s": 0.5, "autopay_interval_s": 0}
     )
     svc, app = build(settings)
     await svc.start()
