@@ -92,6 +92,7 @@ SQL
 
 start_kafka() {
   if running kafka; then return 0; fi
+  if port_open "$KAFKA_PORT"; then log "kafka: a broker already listens on :$KAFKA_PORT, using it"; return 0; fi
   local data="$STATE/kafka/data"
   mkdir -p "$data"
   local props="$STATE/kafka/server.properties"
@@ -108,7 +109,7 @@ start_kafka() {
 }
 
 start_stripe() {
-  if ! running localstripe; then
+  if ! running localstripe && ! port_open "$STRIPE_PORT"; then
     log "localstripe: starting on 127.0.0.1:$STRIPE_PORT"
     start_bg localstripe "$VENV/bin/localstripe" --port "$STRIPE_PORT" --from-scratch
   fi
@@ -116,7 +117,7 @@ start_stripe() {
 }
 
 start_smtp() {
-  if ! running smtp; then
+  if ! running smtp && ! port_open "$SMTP_PORT"; then
     log "smtp: aiosmtpd on 127.0.0.1:$SMTP_PORT, mail kept in .stack/mail (Maildir)"
     start_bg smtp "$PY" -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$STATE/mail"
   fi
