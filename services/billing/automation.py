@@ -1,7 +1,8 @@
 """Scheduled jobs of a practice: automatic bill creation (daily, weekly, monthly), monthly
-automatic superbills, and auto-share.
-Each run is recorded per practice, job and period (`automation_runs`), so N replicas, a retry
-or a manual `POST /v1/automation/run` for the same period create each bill once."""
+automatic superbills, and auto-share. When a run is due comes from `schedule` (the practice's
+timezone, DST-correct). Each run holds the practice's advisory lock, is one transaction, and is
+recorded per practice, job and period (`automation_runs`), so N replicas, a retry, a rerun after
+a crash or a manual `POST /v1/automation/run` for the same period create each bill once."""
 
 import asyncio
 import datetime as dt

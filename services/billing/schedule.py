@@ -1,21 +1,15 @@
-"""When the practice's scheduled jobs are due, pure: no clock, no SQL. Callers pass `as_of`
-(an aware datetime) and the practice's timezone; every day boundary is the practice's local
-midnight, so a DST change moves nothing (zoneinfo does the offsets)."""
+"""When the practice's scheduled jobs are due, pure: no clock, no SQL. Callers pass the
+practice's `today` (PracticeSettings.today: zoneinfo, so every day starts at the practice's
+local midnight and a DST change moves nothing)."""
 
 import calendar
 import datetime as dt
-import zoneinfo
 from dataclasses import dataclass
 
 from services.billing.domain import RuleViolation
 
 AUTOPAY_RUN_ALLOWANCE = dt.timedelta(minutes=30)
 """How long after its start the nightly autopay run is given to charge before bills are shared."""
-
-
-def local_date(as_of: dt.datetime, timezone: str) -> dt.date:
-    """The practice's calendar date at `as_of`."""
-    return as_of.astimezone(zoneinfo.ZoneInfo(timezone)).date()
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ def render_pdf(request: RenderRequest) -> RenderedPdf:
     return RenderedPdf(pdf=pdf, pages=pages, sha256=hashlib.sha256(pdf).hexdigest())
 
 
-def _warm_up() -> None:
+def warm_up() -> None:
     """Load fonts and templates once per worker process, not on its first real job."""
     environment().get_template("layout.html")
     html_to_pdf("<p style='font-family: DejaVu Sans'>warm-up</p>")
@@ -80,7 +80,7 @@ class Renderer:
     def start(self) -> None:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_warm_up
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=warm_up
             )
 
     def stop(self) -> None:

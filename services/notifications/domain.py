@@ -305,6 +305,18 @@ def payment_failed(
     )
 
 
+def autopay_disabled(practice: str, recipient: str, failed_nights: int) -> Draft:
+    """Autopay was turned off after nights of failed charges: the client pays another way now."""
+    practice = _practice_name(practice)
+    return Draft(
+        kind="autopay_disabled",
+        subject=f"Automatic payments to {practice} are turned off",
+        summary=f"Your automatic payment failed {failed_nights} nights in a row, so autopay is turned off.",
+        template="autopay_disabled",
+        context={"practice": practice, "recipient": recipient, "failed_nights": failed_nights},
+    )
+
+
 def card_expires_on(exp_year: int, exp_month: int) -> dt.date:
     """A card is valid through the last day of its expiry month."""
     first_of_next = dt.date(exp_year + exp_month // 12, exp_month % 12 + 1, 1)

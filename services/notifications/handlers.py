@@ -12,6 +12,7 @@ from services.notifications.compose import render
 from services.notifications.domain import Contact, Draft
 from shared.consumer import Handler
 from shared.events import (
+    AutopayDisabled,
     BillEvent,
     BillShared,
     CardAuthorized,
@@ -53,6 +54,7 @@ class NotificationHandlers:
             "PaymentRecorded": self.payment_recorded,
             "PaymentRefunded": self.payment_refunded,
             "PaymentFailed": self.payment_failed,
+            "AutopayDisabled": self.autopay_disabled,
             "CardAuthorized": self.card_authorized,
         }
 
@@ -132,6 +134,16 @@ class NotificationHandlers:
             payment, env.data.reason, practice.name, practice.currency, contact.name, env.data.autopay
         )
         await self._queue_to_client(session, env, payment, draft, contact)
+
+    async def autopay_disabled(self, session: AsyncSession, env: Envelope[AutopayDisabled]) -> None:
+        client_id = env.data.client_id
+        practice = await projections.get_practice(session, env.practice_id)
+        contact = await self._contact(session, env.practice_id, client_id)
+        draft = domain.autopay_disabled(practice.name, contact.name, env.data.failed_nights)
+        wanted = await projections.email_wanted(session, env.practice_id, client_id)
+        await self._queue(
+            session, env, client_id, draft, contact, domain.channel_for(contact.email, email_wanted=wanted)
+        )
 
     async def _contact(self, session: AsyncSession, practice_id: str, client_id: str) -> Contact:
         """An unknown client (no ClientUpserted yet) still gets the portal notification."""

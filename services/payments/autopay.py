@@ -105,24 +105,26 @@ async def run_night(ctx: Payments, practice_id: str, as_of: dt.datetime, *, wait
 
 async def due_bills(ctx: Payments, practice_id: str, settings: PracticeAutopay) -> list[dict[str, Any]]:
     """The open bills of the practice's autopay clients with something left for the client to
-    pay (after every payment applied or in flight), oldest bill first per client."""
+    pay (after every payment applied or in flight), oldest bill first per client; with the
+    practice's rule, not those whose insurance share is not fully paid yet."""
     q = (
-        select(bills.c.id, bills.c.client_id, bills.c.client_owes_cents, clients.c.autopay_card_id)
+        select(bills.c.id, bills.c.client_id, bills.c.client_owes_cents, bills.c.insurance_owes_cents)
         .join(clients, (clients.c.practice_id == bills.c.practice_id) & (clients.c.id == bills.c.client_id))
         .join(cards, (cards.c.id == clients.c.autopay_card_id) & cards.c.authorized & cards.c.deleted_at.is_(None))
         .where(bills.c.practice_id == practice_id, bills.c.status == "open", bills.c.client_owes_cents > 0)
         .order_by(bills.c.client_id, bills.c.number)
     )
-    if settings.skip_insurance_pending:
-        q = q.where(bills.c.insurance_owes_cents == 0)
     async with ctx.svc.db.transaction() as session:
         rows = (await session.execute(q)).all()
         applied = await repo.applied_by_bill(session, [r.id for r in rows], "client")
-    return [
-        {"client_id": r.client_id, "bill_id": r.id, "open_cents": r.client_owes_cents - applied.get(r.id, 0)}
-        for r in rows
-        if r.client_owes_cents - applied.get(r.id, 0) > 0
-    ]
+        by_insurer = await repo.applied_by_bill(session, [r.id for r in rows], "insurance")
+    due = []
+    for r in rows:
+        open_cents = r.client_owes_cents - applied.get(r.id, 0)
+        insurance_pending = r.insurance_owes_cents - by_insurer.get(r.id, 0) > 0
+        if open_cents > 0 and not (settings.skip_insurance_pending and insurance_pending):
+            due.append({"client_id": r.client_id, "bill_id": r.id, "open_cents": open_cents})
+    return due
 
 
 async def _charge_night(

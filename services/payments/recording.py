@@ -125,6 +125,8 @@ async def _record(
         plan = plan_payment(req.amount_cents, requested, balances, method=req.method, available_credit_cents=available)
     except PaymentRuleError as exc:
         raise rule_error(exc) from exc
+    if autopay and plan.credit_cents:
+        raise ApiError(409, "balance_changed", "the bill's open balance changed since autopay looked; not charged")
     online = req.method == "card" and req.online
     await session.execute(
         payments.insert().values(

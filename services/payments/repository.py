@@ -19,15 +19,18 @@ CREDIT_FUNDING_KINDS = ("prepayment", "overpayment", "allocation_rejected", "ref
 
 
 async def upsert_bill(session: AsyncSession, practice_id: str, bill: BillSnapshot) -> None:
-    """Keep the latest version of each bill; an older snapshot arriving late changes nothing."""
+    """Keep the latest version of each bill; an older snapshot arriving late changes nothing.
+    What each party owes is kept as its share of the bill (the sum of its lines), never the
+    snapshot's remaining figures: what is open is that share less the applications here, which
+    already count the payments billing's later snapshots have subtracted."""
     values = {
         "id": bill.id,
         "practice_id": practice_id,
         "client_id": bill.client_id,
         "number": bill.number,
         "status": bill.status,
-        "client_owes_cents": bill.client_owes_cents,
-        "insurance_owes_cents": bill.insurance_owes_cents,
+        "client_owes_cents": sum(line.client_owes_cents for line in bill.lines),
+        "insurance_owes_cents": sum(line.insurance_owes_cents for line in bill.lines),
         "total_cents": bill.total_cents,
         "access_code": bill.access_code,
         "currency": bill.practice.currency,

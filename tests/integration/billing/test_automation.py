@@ -1,12 +1,20 @@
-"""Automatic bill creation and auto-share, run on demand as they would have run at `as_of`."""
+"""Automatic bill and superbill creation and auto-share, run on demand as they would have run
+at `as_of`: across month ends, a leap day and DST changes; concurrent runs, a second replica
+and a crashed run create each bill and superbill once."""
 
+import asyncio
 import datetime as dt
 import uuid
+from typing import Any
 
+import httpx
 import pytest
 
+from services.billing import automation
+from services.billing.app import build
 from shared import topics
-from tests.conftest import eventually, example_event
+from tests.conftest import eventually, example_event, isolated_topics
+from tests.integration.billing.conftest import Practice
 from tests.integration.billing.test_superbills import PRACTICE_INFO
 
 pytestmark = pytest.mark.integration
@@ -68,22 +76,176 @@ async def _count(ids, n: int) -> bool:
     return len(await ids) == n
 
 
-async def test_monthly_superbills_for_clients_who_ask_for_them(practice) -> None:
+async def run(practice: Practice, job: str, as_of: str) -> dict[str, Any]:
+    r = await practice.post("/v1/automation/run", {"job": job, "as_of": as_of})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def test_daily_bills_each_session_of_the_day_before_in_practice_time_across_dst(practice) -> None:
+    """New York springs forward on 2026-03-08: 04:30Z is 23:30 the day before in winter, 00:30 after."""
+    await practice.put("/v1/settings", {"bill_creation": "daily", "default_due_days": 15, "auto_share_bills": True,
+                                        "auto_share_delay_hours": 2})  # fmt: skip
+    cid = uid("client")
+    await practice.client(cid)
+    await practice.put(
+        f"/v1/clients/{cid}/billing-profile", {"default_responsibility": "insurance", "copay_cents": 2500}
+    )
+    first, second, sunday = uid("s"), uid("s"), uid("s")
+    await practice.session(first, cid, date_of_service="2026-03-07")
+    await practice.session(second, cid, date_of_service="2026-03-07")
+    await practice.session(sunday, cid, date_of_service="2026-03-08")
+    await eventually(lambda: _count(practice.unbilled_ids(), 3))
+
+    early = await run(practice, "bill_creation", "2026-03-08T04:30:00Z")  # 23:30 EST on the 7th
+    assert early["period"] == "2026-03-07" and early["bills"] == []
+    night = await run(practice, "bill_creation", "2026-03-08T05:01:00Z")  # 00:01 EST on the 8th
+    assert night["period"] == "2026-03-08"
+    assert sorted(b["session_ids"] for b in night["bills"]) == sorted([[first], [second]])  # one bill per session
+    bill = await practice.bill(night["bills"][0]["bill_id"])
+    assert bill["responsibility"] == "insurance" and bill["client_owes_cents"] == 2500  # from the client's profile
+    assert bill["issued_on"] == "2026-03-08" and bill["due_date"] == "2026-03-23"  # the practice's 15 days
+    assert dt.datetime.fromisoformat(bill["share_scheduled_at"]) == dt.datetime(2026, 3, 8, 7, 1, tzinfo=dt.UTC)
+    assert bill["shared"] is False
+
+    after_dst = await run(practice, "bill_creation", "2026-03-09T04:01:00Z")  # 00:01 EDT on the 9th
+    assert after_dst["period"] == "2026-03-09" and [b["session_ids"] for b in after_dst["bills"]] == [[sunday]]
+    assert await practice.unbilled_ids() == []
+    assert len((await practice.get("/v1/bills")).json()["items"]) == 3
+
+
+async def test_monthly_bills_on_the_first_cover_last_month_including_the_leap_day(practice) -> None:
+    await practice.put("/v1/settings", {"bill_creation": "monthly"})
+    a, b = uid("client"), uid("client")
+    await practice.client(a)
+    await practice.client(b)
+    feb_a = [uid("s"), uid("s")]
+    await practice.session(feb_a[0], a, date_of_service="2028-02-01")
+    await practice.session(feb_a[1], a, date_of_service="2028-02-29")
+    feb_b, march = uid("s"), uid("s")
+    await practice.session(feb_b, b, date_of_service="2028-02-29")
+    await practice.session(march, b, date_of_service="2028-03-01")
+    await eventually(lambda: _count(practice.unbilled_ids(), 4))
+
+    leap_evening = await run(practice, "bill_creation", "2028-03-01T04:59:00Z")  # 23:59 on Feb 29 in New York
+    assert leap_evening["period"] == "2028-02" and leap_evening["bills"] == []
+    first = await run(practice, "bill_creation", "2028-03-01T05:00:00Z")  # midnight, March 1st
+    assert first["period"] == "2028-03"
+    assert sorted((x["client_id"], x["session_ids"]) for x in first["bills"]) == sorted([(a, feb_a), (b, [feb_b])])
+    assert await practice.unbilled_ids() == [march]
+    assert (await run(practice, "bill_creation", "2028-03-31T12:00:00Z"))["already_ran"] is True
+    april = await run(practice, "bill_creation", "2028-04-01T04:30:00Z")  # 00:30 EDT, April 1st
+    assert [x["session_ids"] for x in april["bills"]] == [[march]]
+
+
+async def test_concurrent_runs_and_a_second_replica_bill_each_session_once(practice, test_settings) -> None:
+    await practice.put("/v1/settings", {"bill_creation": "weekly"})
+    ids = [uid("client") for _ in range(3)]
+    for cid in ids:
+        await practice.client(cid)
+        await practice.session(uid("s"), cid, date_of_service="2026-12-30")
+    await eventually(lambda: _count(practice.unbilled_ids(), 3))
+    replica, replica_app = build(
+        (await isolated_topics(test_settings)).model_copy(update={"billing_automation_interval_s": 0})
+    )
+    await replica.start()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=replica_app), base_url="http://r") as other:
+            body = {"job": "bill_creation", "as_of": "2027-01-04T12:00:00Z"}  # Monday of 2027-W01
+            answers = await asyncio.gather(
+                practice.post("/v1/automation/run", body),
+                other.post("/v1/automation/run", json=body, headers=practice.headers()),
+                practice.post("/v1/automation/run", body),
+            )
+    finally:
+        await replica.stop()
+    runs = [r.json() for r in answers]
+    assert sorted(r["already_ran"] for r in runs) == [False, True, True]
+    assert sorted(b["client_id"] for r in runs for b in r["bills"]) == sorted(ids)
+    assert len((await practice.get("/v1/bills")).json()["items"]) == 3
+
+
+async def test_a_crashed_run_leaves_nothing_and_the_rerun_bills_everyone_once(practice, monkeypatch) -> None:
+    await practice.put("/v1/settings", {"bill_creation": "monthly"})
+    ids = [uid("client") for _ in range(3)]
+    for cid in ids:
+        await practice.client(cid)
+        await practice.session(uid("s"), cid, date_of_service="2026-10-15")
+    await eventually(lambda: _count(practice.unbilled_ids(), 3))
+    real, calls = automation.bills.create_bill, []
+
+    async def crash_on_second(*args: Any, **kw: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("replica killed mid-run")
+        return await real(*args, **kw)
+
+    monkeypatch.setattr(automation.bills, "create_bill", crash_on_second)
+    with pytest.raises(RuntimeError):
+        await practice.post("/v1/automation/run", {"job": "bill_creation", "as_of": "2026-11-01T12:00:00Z"})
+    monkeypatch.setattr(automation.bills, "create_bill", real)
+    assert len(await practice.unbilled_ids()) == 3  # the first client's bill went with the crashed transaction
+    rerun = await run(practice, "bill_creation", "2026-11-01T12:00:00Z")
+    assert rerun["already_ran"] is False and sorted(b["client_id"] for b in rerun["bills"]) == sorted(ids)
+    assert len((await practice.get("/v1/bills")).json()["items"]) == 3
+
+
+async def _paid_bill(practice: Practice, cid: str, session_id: str) -> dict[str, Any]:
+    bill = await practice.billed(cid, [session_id])
+    await practice.payment(cid, [(bill["id"], bill["client_owes_cents"])])
+    return await eventually(lambda: _when_paid(practice, bill["id"]))
+
+
+async def _when_paid(practice: Practice, bill_id: str) -> dict[str, Any] | None:
+    bill = await practice.bill(bill_id)
+    return bill if bill["status"] == "paid" else None
+
+
+async def test_superbills_on_day_31_run_on_the_last_day_of_february_with_paid_sessions_only(practice) -> None:
     wants, not_asked = uid("client"), uid("client")
-    await practice.put("/v1/settings", {**PRACTICE_INFO, "superbill_creation_day": 5})
+    await practice.put("/v1/settings", {**PRACTICE_INFO, "superbill_creation_day": 31})
     await practice.send(topics.SCHEDULING, example_event("ClinicianUpserted"), key="clin")
+    paid, unpaid, later = uid("s"), uid("s"), uid("s")
     for cid in (wants, not_asked):
         await practice.client(cid)
-        await practice.session(uid("s"), cid, example="insurance-telehealth", date_of_service="2026-10-20")
+    await practice.session(paid, wants, example="insurance-telehealth", date_of_service="2027-01-20")
+    await practice.session(unpaid, wants, example="insurance-telehealth", date_of_service="2027-01-21")
+    await practice.session(later, wants, example="insurance-telehealth", date_of_service="2027-02-03")
+    other = uid("s")
+    await practice.session(other, not_asked, example="insurance-telehealth", date_of_service="2027-01-20")
     await practice.put(f"/v1/clients/{wants}/billing-profile", {"automatic_superbills": True})
-    await eventually(lambda: _count(practice.unbilled_ids(), 2))
+    await _paid_bill(practice, wants, paid)
+    await _paid_bill(practice, not_asked, other)
+    await practice.billed(wants, [unpaid])
 
-    early = await practice.post("/v1/automation/run", {"job": "superbill_creation", "as_of": "2026-11-03T15:00:00Z"})
-    assert early.json()["due"] is False
-    r = await practice.post("/v1/automation/run", {"job": "superbill_creation", "as_of": "2026-11-05T15:00:00Z"})
-    run = r.json()
-    assert run["period"] == "2026-10" and [s["client_id"] for s in run["superbills"]] == [wants]
-    again = await practice.post("/v1/automation/run", {"job": "superbill_creation", "as_of": "2026-11-06T15:00:00Z"})
-    assert again.json()["already_ran"] is True
+    early = await run(practice, "superbill_creation", "2027-02-27T15:00:00Z")
+    assert early["due"] is False and early["period"] == "2027-01"
+    r = await run(practice, "superbill_creation", "2027-02-28T15:00:00Z")
+    assert r["period"] == "2027-01" and [(s["client_id"], s["session_ids"]) for s in r["superbills"]] == [
+        (wants, [paid])
+    ]
+    assert (await run(practice, "superbill_creation", "2027-02-28T20:00:00Z"))["already_ran"] is True
+    await _paid_bill(practice, wants, later)
+    march = await run(practice, "superbill_creation", "2027-03-31T15:00:00Z")  # the 31st itself in March
+    assert [s["session_ids"] for s in march["superbills"]] == [[later]]  # never the January one again
     docs = (await practice.get(f"/v1/clients/{wants}/documents")).json()["items"]
-    assert [d["kind"] for d in docs] == ["superbill"]
+    assert [d["kind"] for d in docs] == ["superbill", "superbill", "bill", "bill", "bill"]
+
+
+async def test_settings_warn_when_bills_would_be_shared_before_autopay_and_tell_payments(practice) -> None:
+    r = await practice.put("/v1/settings", {"bill_creation": "daily", "auto_share_bills": True,
+                                            "auto_share_delay_hours": 0, "autopay_time": "01:00"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert [w["code"] for w in r.json()["warnings"]] == ["auto_share_before_autopay"]
+    assert "at least 2 h" in r.json()["warnings"][0]["message"]
+    assert [w["code"] for w in (await practice.get("/v1/settings")).json()["warnings"]] == ["auto_share_before_autopay"]
+    r = await practice.put("/v1/settings", {"auto_share_delay_hours": 2, "warnings": []})  # a GET body round-trips
+    assert r.status_code == 200 and r.json()["warnings"] == []
+    r = await practice.put("/v1/settings", {"superbill_creation_day": 32})
+    assert r.status_code == 422
+
+    def told(events: list[dict[str, Any]]) -> bool:
+        return any(e["event_type"] == "PracticeAutomationChanged" for e in events)
+
+    events = [e for e in await practice.events(told) if e["event_type"] == "PracticeAutomationChanged"]
+    assert events[0]["data"]["autopay_time"] == "01:00:00" and events[0]["data"]["timezone"] == "America/New_York"

@@ -9,7 +9,6 @@ import uuid
 
 import pytest
 
-from services.payments.autopay import run_autopay
 from services.payments.stripe_gateway import StripeUnavailable
 from shared import topics
 from tests.conftest import eventually
@@ -283,18 +282,3 @@ async def test_removing_the_default_card_promotes_another_and_stops_autopay_on_i
     assert [e["data"] for e in events if e["event_type"] == "CardRemoved"] == [
         {"client_id": client, "card_id": newer["id"]}
     ]
-
-
-async def test_the_scheduled_autopay_job_covers_every_practice(svc, http, publish) -> None:
-    practice, client, bill_id = await with_bill(svc, publish, owes=2500)
-    card = await add_card(svc, http, practice, client)
-    await http.put(
-        f"/v1/clients/{client}/autopay", json={"enabled": True, "card_id": card["id"]}, headers=staff(practice)
-    )
-
-    async def charged():
-        results = await run_autopay(svc.payments, None)
-        return [r for r in results if r["bill_id"] == bill_id]
-
-    assert [(r["outcome"], r["amount_cents"]) for r in await eventually(charged, timeout=5)] == [("succeeded", 2500)]
-    assert await charged() == []

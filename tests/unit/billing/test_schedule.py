@@ -91,15 +91,14 @@ def test_superbill_runs_exactly_once_a_month(day: dt.date, chosen: int) -> None:
     ],
 )
 def test_practice_day_follows_dst(as_of: str, expected: dt.date) -> None:
-    assert schedule.local_date(utc(as_of), NY) == expected
     assert PracticeSettings(timezone=NY).today(utc(as_of)) == expected
 
 
 def test_monthly_run_at_midnight_new_year_in_practice_time_not_utc() -> None:
     """At 2027-01-01 02:00Z it is still 2026-12-31 in New York: the December run is not due."""
-    today = schedule.local_date(utc("2027-01-01T02:00:00"), NY)
+    today = PracticeSettings(timezone=NY).today(utc("2027-01-01T02:00:00"))
     assert schedule.bill_run("monthly", today).period == "2026-12"
-    today = schedule.local_date(utc("2027-01-01T05:01:00"), NY)
+    today = PracticeSettings(timezone=NY).today(utc("2027-01-01T05:01:00"))
     assert schedule.bill_run("monthly", today).period == "2027-01"
 
 
@@ -110,5 +109,8 @@ def test_share_before_autopay_warning() -> None:
     settings = PracticeSettings(auto_share_bills=True, bill_creation="daily", auto_share_delay_hours=0)
     [warning] = settings.setting_warnings()
     assert warning.code == "auto_share_before_autopay" and "at least 1 h" in warning.message
-    assert PracticeSettings(auto_share_bills=True, bill_creation="daily", auto_share_delay_hours=1).setting_warnings() == []
+    assert (
+        PracticeSettings(auto_share_bills=True, bill_creation="daily", auto_share_delay_hours=1).setting_warnings()
+        == []
+    )
     assert PracticeSettings(auto_share_bills=True, auto_share_delay_hours=0).setting_warnings() == []  # manual bills

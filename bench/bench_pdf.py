@@ -1,0 +1,115 @@
+"""PDF throughput: the documents service end to end (BillCreated on Kafka → inbox → render job →
+process pool → PDF stored → DocumentRendered staged) against a bare WeasyPrint loop over the
+same HTML with the same number of processes (the ceiling), in the same run.
+
+Target (ARCHITECTURE.md): documents renders at ≥ 0.8 × the bare loop per core used.
+Run: .venv/bin/python -m bench.bench_pdf [bills] [processes]   (needs ./dev infra)
+"""
+
+import asyncio
+import multiprocessing
+import os
+import sys
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import func, select
+
+from bench.common import PRACTICE, isolated_settings
+from services.documents.domain import prepare
+from services.documents.rendering import html_to_pdf, render_html, warm_up
+from shared import topics
+from shared.events import BillCreated, BillSnapshot, new_envelope
+from shared.settings import Settings
+from tests.unit.documents import samples
+
+TARGET_RATIO = 0.8
+
+
+def make_bills(count: int) -> list[BillSnapshot]:
+    return [
+        samples.bill(
+            bill_id=f"bill-{uuid.uuid4()}",
+            client_id=f"client-{n % 50}",
+            sessions=2 + n % 4,
+            payments=[samples.card_payment(5000)] if n % 2 else None,
+        )
+        for n in range(count)
+    ]
+
+
+def bare_weasyprint(bills: list[BillSnapshot], processes: int) -> float:
+    """The ceiling: the same bills' HTML straight through WeasyPrint in `processes` warm processes."""
+    htmls = [render_html(prepare("bill", b.model_dump(mode="json"))) for b in bills]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(processes, mp_context=context, initializer=warm_up) as pool:
+        list(pool.map(html_to_pdf, htmls[:processes]))  # every process warm before timing
+        start = time.perf_counter()
+        list(pool.map(html_to_pdf, htmls))
+        return len(htmls) / (time.perf_counter() - start)
+
+
+async def publish_bills(settings: Settings, bills: list[BillSnapshot]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        for bill in bills:
+            env = new_envelope(PRACTICE, BillCreated(bill=bill))
+            await producer.send(
+                settings.topic(topics.BILLING),
+                env.model_dump_json().encode(),
+                key=bill.client_id.encode(),
+                headers=[("event-type", b"BillCreated"), ("event-id", env.event_id.encode())],
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def documents_service(settings: Settings, bills: list[BillSnapshot]) -> float:
+    """The real service from a full topic until every bill's PDF is stored. PDFs/s from the first
+    stored PDF on (start-up, pool spawn and group join are not rendering)."""
+    from services.documents.app import create_service
+    from services.documents.db import documents
+
+    svc = create_service(settings)
+    await publish_bills(settings, bills)
+    await svc.start()
+    first: tuple[float, int] | None = None
+    try:
+        while True:
+            async with svc.db.transaction() as s:
+                done = await s.scalar(select(func.count()).where(documents.c.status == "rendered")) or 0
+            now = time.perf_counter()
+            if done and first is None:
+                first = (now, done)
+            if done >= len(bills):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await svc.stop()
+    assert first is not None
+    return (len(bills) - first[1]) / (now - first[0])
+
+
+async def main(count: int, processes: int) -> int:
+    bills = make_bills(count)
+    ceiling = await asyncio.to_thread(bare_weasyprint, bills, processes)
+    async with isolated_settings(documents_render_workers=processes) as settings:
+        ours = await documents_service(settings, bills)
+    ratio = ours / ceiling
+    print(f"PDF throughput, {count} bills, {processes} render processes")
+    print(f"  documents (Kafka → job → pool → stored + event): {ours:,.1f} PDFs/s ({ours / processes:,.1f} per core)")
+    print(
+        f"  ceiling, bare WeasyPrint loop, same HTML:       {ceiling:,.1f} PDFs/s ({ceiling / processes:,.1f} per core)"
+    )
+    print(f"  ratio {ratio:.2f} (target ≥ {TARGET_RATIO}) {'OK' if ratio >= TARGET_RATIO else 'BELOW TARGET'}")
+    return 0 if ratio >= TARGET_RATIO else 1
+
+
+if __name__ == "__main__":
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    procs = int(sys.argv[2]) if len(sys.argv) > 2 else (os.cpu_count() or 1)
+    sys.exit(asyncio.run(main(n, procs)))
