@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing import bills, domain
@@ -83,6 +84,25 @@ async def run_write(
         result = jsonable_encoder(result)
         await idempotent_store(db, svc.idempotency_table, principal.practice_id, key, status, result)
     return JSONResponse(result, status_code=status)
+
+
+async def run_share(
+    svc: Any,
+    request: Request,
+    principal: Principal,
+    key: str | None,
+    body: ShareIn | None,
+    share: Callable[[AsyncSession, dt.datetime | None], Awaitable[tuple[Row[Any], dict[str, Any]]]],
+) -> JSONResponse:
+    """The write of every share route (bills, statements, superbills): `share` shares now or
+    schedules for `scheduled_for` and returns the row and its view; 202 when scheduled, else 200."""
+    share_in = body or ShareIn()
+
+    async def work(db: AsyncSession) -> tuple[int, Any]:
+        row, view = await share(db, share_in.scheduled_for)
+        return (202 if row.share_scheduled_at else 200), view
+
+    return await run_write(svc, request, principal, key, share_in.model_dump(mode="json"), work)
 
 
 # ---- unbilled ------------------------------------------------------------------------------
@@ -200,16 +220,15 @@ async def share_bill(
     body: ShareIn | None = None,
 ) -> JSONResponse:
     """Share now (200) or schedule the share for `scheduled_for` (202)."""
-    share = body or ShareIn()
 
-    async def work(db: AsyncSession) -> tuple[int, Any]:
+    async def share(db: AsyncSession, scheduled_for: dt.datetime | None) -> tuple[Row[Any], dict[str, Any]]:
         bill = await repo.get_bill(db, principal.practice_id, bill_id, lock=True)
         if bill is None:
             raise not_found("bill")
-        bill = await bills.share_bill(db, svc.outbox, bill, now=now(), scheduled_for=share.scheduled_for)
-        return (202 if bill.share_scheduled_at else 200), bills.view(bill, await bills.snapshot(db, bill))
+        bill = await bills.share_bill(db, svc.outbox, bill, now=now(), scheduled_for=scheduled_for)
+        return bill, bills.view(bill, await bills.snapshot(db, bill))
 
-    return await run_write(svc, request, principal, key, share.model_dump(mode="json"), work)
+    return await run_share(svc, request, principal, key, body, share)
 
 
 @router.post("/bills/{bill_id}/cancel")

@@ -8,18 +8,19 @@ from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import BigInteger, cast, literal, null, select, tuple_, union_all
+from sqlalchemy import BigInteger, Row, cast, literal, null, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing import check, domain, statements, superbills
 from services.billing import repository as repo
-from services.billing.api import IdempotencyKey, Limit, ShareIn, now, run_write
+from services.billing.api import IdempotencyKey, Limit, ShareIn, now, run_share, run_write
 from services.billing.db import bills
 from services.billing.db import statements as statements_table
 from services.billing.db import superbills as superbills_table
-from shared.auth import CurrentPrincipal, StaffPrincipal, ensure_client_access
+from services.billing.issued import IssuedKind
+from shared.auth import CurrentPrincipal, Principal, StaffPrincipal, ensure_client_access
 from shared.http import ApiError, encode_cursor
-from shared.runtime import ServiceDep
+from shared.runtime import Service, ServiceDep
 
 router = APIRouter(prefix="/v1", tags=["statements and documents"])
 
@@ -43,20 +44,14 @@ async def create_statement(
             db, svc.outbox, principal.practice_id, client_id=body.client_id, start=body.start_date,
             end=body.end_date, comments=body.comments, now=now(),
         )  # fmt: skip
-        return 201, statements.view(row)
+        return 201, statements.STATEMENTS.view(row)
 
     return await run_write(svc, request, principal, key, body.model_dump(mode="json"), work)
 
 
 @router.get("/statements/{statement_id}")
 async def get_statement(statement_id: str, svc: ServiceDep, principal: CurrentPrincipal) -> dict[str, Any]:
-    async with svc.db.transaction() as db:
-        try:
-            row = await statements.get_statement(db, principal.practice_id, statement_id)
-        except domain.RuleViolation as exc:
-            raise ApiError(exc.status, exc.code, exc.message) from exc
-    ensure_client_access(principal, row.client_id, "statement")
-    return jsonable_encoder(statements.view(row))
+    return await _get_issued(statements.STATEMENTS, statement_id, svc, principal)
 
 
 @router.post("/statements/{statement_id}/share")
@@ -68,14 +63,7 @@ async def share_statement(
     key: IdempotencyKey = None,
     body: ShareIn | None = None,
 ) -> JSONResponse:
-    share = body or ShareIn()
-
-    async def work(db: AsyncSession) -> tuple[int, Any]:
-        row = await statements.get_statement(db, principal.practice_id, statement_id, lock=True)
-        row = await statements.share_statement(db, svc.outbox, row, now=now(), scheduled_for=share.scheduled_for)
-        return (202 if row.share_scheduled_at else 200), statements.view(row)
-
-    return await run_write(svc, request, principal, key, share.model_dump(mode="json"), work)
+    return await _share_issued(statements.STATEMENTS, statement_id, request, svc, principal, key, body)
 
 
 class SuperbillIn(BaseModel):
@@ -98,20 +86,14 @@ async def create_superbill(
             db, svc.outbox, principal.practice_id, client_id=body.client_id, session_ids=body.session_ids,
             start=body.start_date, end=body.end_date, pay_to=body.pay_to, now=now(),
         )  # fmt: skip
-        return 201, superbills.view(row)
+        return 201, superbills.SUPERBILLS.view(row)
 
     return await run_write(svc, request, principal, key, body.model_dump(mode="json"), work)
 
 
 @router.get("/superbills/{superbill_id}")
 async def get_superbill(superbill_id: str, svc: ServiceDep, principal: CurrentPrincipal) -> dict[str, Any]:
-    async with svc.db.transaction() as db:
-        try:
-            row = await superbills.get_superbill(db, principal.practice_id, superbill_id)
-        except domain.RuleViolation as exc:
-            raise ApiError(exc.status, exc.code, exc.message) from exc
-    ensure_client_access(principal, row.client_id, "superbill")
-    return jsonable_encoder(superbills.view(row))
+    return await _get_issued(superbills.SUPERBILLS, superbill_id, svc, principal)
 
 
 @router.post("/superbills/{superbill_id}/share")
@@ -123,14 +105,29 @@ async def share_superbill(
     key: IdempotencyKey = None,
     body: ShareIn | None = None,
 ) -> JSONResponse:
-    share = body or ShareIn()
+    return await _share_issued(superbills.SUPERBILLS, superbill_id, request, svc, principal, key, body)
 
-    async def work(db: AsyncSession) -> tuple[int, Any]:
-        row = await superbills.get_superbill(db, principal.practice_id, superbill_id, lock=True)
-        row = await superbills.share_superbill(db, svc.outbox, row, now=now(), scheduled_for=share.scheduled_for)
-        return (202 if row.share_scheduled_at else 200), superbills.view(row)
 
-    return await run_write(svc, request, principal, key, share.model_dump(mode="json"), work)
+async def _get_issued(kind: IssuedKind, doc_id: str, svc: Service, principal: Principal) -> dict[str, Any]:
+    async with svc.db.transaction() as db:
+        try:
+            row = await kind.get(db, principal.practice_id, doc_id)
+        except domain.RuleViolation as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from exc
+    ensure_client_access(principal, row.client_id, kind.name)
+    return jsonable_encoder(kind.view(row))
+
+
+async def _share_issued(
+    kind: IssuedKind, doc_id: str, request: Request, svc: Service, principal: Principal, key: str | None,
+    body: ShareIn | None,
+) -> JSONResponse:  # fmt: skip
+    async def share(db: AsyncSession, scheduled_for: dt.datetime | None) -> tuple[Row[Any], dict[str, Any]]:
+        row = await kind.get(db, principal.practice_id, doc_id, lock=True)
+        row = await kind.share(db, svc.outbox, row, now=now(), scheduled_for=scheduled_for)
+        return row, kind.view(row)
+
+    return await run_share(svc, request, principal, key, body, share)
 
 
 @router.get("/clients/{client_id}/documents")

@@ -26,13 +26,12 @@ async def share_due_in(
             await repo.update_bill(session, bill.id, share_scheduled_at=None)
             continue
         await bills.share_bill(session, outbox, bill, now=now)
-    due_statements = await statements.statements_due_for_share(session, now, practice_id=practice_id)
-    for statement in due_statements:
-        await statements.share_statement(session, outbox, statement, now=now)
-    due_superbills = await superbills.superbills_due_for_share(session, now, practice_id=practice_id)
-    for superbill in due_superbills:
-        await superbills.share_superbill(session, outbox, superbill, now=now)
-    return len(due) + len(due_statements) + len(due_superbills)
+    shared = len(due)
+    for kind in (statements.STATEMENTS, superbills.SUPERBILLS):
+        for row in await kind.due_for_share(session, now, practice_id=practice_id):
+            await kind.share(session, outbox, row, now=now)
+            shared += 1
+    return shared
 
 
 def share_loop(db: Database, outbox: Outbox, interval_seconds: float) -> Callable[[], Awaitable[None]]:

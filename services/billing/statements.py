@@ -6,15 +6,23 @@ import uuid
 import zoneinfo
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing import domain, ledger
 from services.billing import repository as repo
-from services.billing.bills import share_delivery, stage
 from services.billing.db import bill_payments, bills, credit_entries, statements
+from services.billing.issued import IssuedKind
 from shared.events import DocumentSource, StatementCreated, StatementShared
 from shared.outbox import Outbox
+
+STATEMENTS = IssuedKind(
+    name="statement",
+    table=statements,
+    created=lambda source: StatementCreated(statement=source),
+    shared=lambda source, share: StatementShared(statement=source, share=share),
+    row_fields=("start_date", "end_date", "comments"),
+)
 
 
 async def client_ledger(db: AsyncSession, practice_id: str, client_id: str, tz: str) -> list[ledger.BillFacts]:
@@ -82,9 +90,8 @@ async def create_statement(
     body |= ledger.credit_section(await client_credit(db, practice_id, client_id, settings.timezone), start, end)
     body |= {"comments": comments, "currency": settings.currency}
     number = await repo.next_number(db, practice_id, "statement")
-    statement_id = uuid.uuid4()
     source = DocumentSource(
-        id=str(statement_id),
+        id=str(uuid.uuid4()),
         number=number,
         client_id=client_id,
         kind="statement",
@@ -94,78 +101,8 @@ async def create_statement(
         practice=settings.info(),
         body=body,
     )
-    await db.execute(
-        statements.insert().values(
-            id=statement_id, practice_id=practice_id, number=number, client_id=client_id, start_date=start,
-            end_date=end, issued_on=source.issued_on, comments=comments, source=source.model_dump(mode="json"),
-            created_at=now,
-        )
+    auto_share = dt.timedelta(hours=settings.auto_share_delay_hours) if settings.auto_share_statements else None
+    return await STATEMENTS.issue(
+        db, outbox, practice_id, source, now=now, auto_share_in=auto_share, start_date=start, end_date=end,
+        comments=comments,
     )  # fmt: skip
-    await stage(outbox, db, practice_id, client_id, StatementCreated(statement=source))
-    if settings.auto_share_statements:
-        await db.execute(
-            update(statements)
-            .where(statements.c.id == statement_id)
-            .values(share_scheduled_at=now + dt.timedelta(hours=settings.auto_share_delay_hours))
-        )
-    return await get_statement(db, practice_id, str(statement_id))
-
-
-async def get_statement(db: AsyncSession, practice_id: str, statement_id: str, *, lock: bool = False) -> Row[Any]:
-    sid = repo.parse_id(statement_id)
-    query = select(statements).where(statements.c.id == sid, statements.c.practice_id == practice_id)
-    row = (await db.execute(query.with_for_update() if lock else query)).first() if sid else None
-    if row is None:
-        raise domain.RuleViolation("not_found", "statement not found", status=404)
-    return row
-
-
-async def share_statement(
-    db: AsyncSession, outbox: Outbox, row: Row[Any], *, now: dt.datetime, scheduled_for: dt.datetime | None = None
-) -> Row[Any]:
-    if scheduled_for is not None and scheduled_for > now:
-        values: dict[str, Any] = {"share_scheduled_at": scheduled_for}
-    else:
-        source = DocumentSource.model_validate(row.source)
-        delivery = await share_delivery(db, row.practice_id, row.client_id, source.bill_to)
-        await stage(outbox, db, row.practice_id, row.client_id, StatementShared(statement=source, share=delivery))
-        values = {"shared": True, "shared_at": now, "share_scheduled_at": None}
-    stmt = update(statements).where(statements.c.id == row.id).values(**values).returning(*statements.c)
-    return (await db.execute(stmt)).one()
-
-
-async def statements_due_for_share(
-    db: AsyncSession, now: dt.datetime, *, practice_id: str | None = None, limit: int = 100
-) -> list[Row[Any]]:
-    query = (
-        select(statements)
-        .where(statements.c.share_scheduled_at <= now)
-        .order_by(statements.c.share_scheduled_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    if practice_id is not None:
-        query = query.where(statements.c.practice_id == practice_id)
-    return list((await db.execute(query)).all())
-
-
-def view(row: Row[Any]) -> dict[str, Any]:
-    source = row.source
-    return {
-        "id": str(row.id),
-        "number": row.number,
-        "client_id": row.client_id,
-        "status": "issued",
-        "issued_on": row.issued_on,
-        "start_date": row.start_date,
-        "end_date": row.end_date,
-        "comments": row.comments,
-        "bill_to": source["bill_to"],
-        "patient": source["patient"],
-        **{k: v for k, v in source["body"].items() if k not in ("start_date", "end_date", "comments")},
-        "document_id": row.document_id,
-        "shared": row.shared,
-        "shared_at": row.shared_at,
-        "share_scheduled_at": row.share_scheduled_at,
-        "created_at": row.created_at,
-    }

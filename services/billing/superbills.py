@@ -8,18 +8,26 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from sqlalchemy import Row, and_, select, update
+from sqlalchemy import Row, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing import domain
 from services.billing import repository as repo
-from services.billing.bills import share_delivery, stage
 from services.billing.db import bill_lines, bill_payments, bills, clinicians, sessions, superbills
+from services.billing.issued import IssuedKind
 from services.documents.superbill_rules import superbill_problems
 from shared.events import Client, DocumentSource, SessionService, SuperbillCreated, SuperbillShared
 from shared.outbox import Outbox
 
 PayTo = Literal["clinic", "provider", "client", "none"]
+
+SUPERBILLS = IssuedKind(
+    name="superbill",
+    table=superbills,
+    created=lambda source: SuperbillCreated(superbill=source),
+    shared=lambda source, share: SuperbillShared(superbill=source, share=share),
+    row_fields=("session_ids",),
+)
 
 
 def provider(data: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -181,78 +189,11 @@ async def create_superbill(
     if problems:
         raise domain.RuleViolation("superbill_incomplete", "; ".join(problems))
     number = await repo.next_number(db, practice_id, "superbill")
-    superbill_id = uuid.uuid4()
     source = DocumentSource(
-        id=str(superbill_id), number=number, client_id=client_id, kind="superbill", issued_on=settings.today(now),
+        id=str(uuid.uuid4()), number=number, client_id=client_id, kind="superbill", issued_on=settings.today(now),
         bill_to=domain.bill_to(client), patient=patient, practice=practice, body=body,
     )  # fmt: skip
-    await db.execute(
-        superbills.insert().values(
-            id=superbill_id, practice_id=practice_id, number=number, client_id=client_id,
-            issued_on=source.issued_on, session_ids=[r.id for r in rows], source=source.model_dump(mode="json"),
-            created_at=now,
-        )
-    )  # fmt: skip
-    await stage(outbox, db, practice_id, client_id, SuperbillCreated(superbill=source))
-    if settings.auto_share_superbills:
-        when = now + dt.timedelta(hours=settings.auto_share_delay_hours)
-        await db.execute(update(superbills).where(superbills.c.id == superbill_id).values(share_scheduled_at=when))
-    return await get_superbill(db, practice_id, str(superbill_id))
-
-
-async def get_superbill(db: AsyncSession, practice_id: str, superbill_id: str, *, lock: bool = False) -> Row[Any]:
-    sid = repo.parse_id(superbill_id)
-    query = select(superbills).where(superbills.c.id == sid, superbills.c.practice_id == practice_id)
-    row = (await db.execute(query.with_for_update() if lock else query)).first() if sid else None
-    if row is None:
-        raise domain.RuleViolation("not_found", "superbill not found", status=404)
-    return row
-
-
-async def share_superbill(
-    db: AsyncSession, outbox: Outbox, row: Row[Any], *, now: dt.datetime, scheduled_for: dt.datetime | None = None
-) -> Row[Any]:
-    if scheduled_for is not None and scheduled_for > now:
-        values: dict[str, Any] = {"share_scheduled_at": scheduled_for}
-    else:
-        source = DocumentSource.model_validate(row.source)
-        delivery = await share_delivery(db, row.practice_id, row.client_id, source.bill_to)
-        await stage(outbox, db, row.practice_id, row.client_id, SuperbillShared(superbill=source, share=delivery))
-        values = {"shared": True, "shared_at": now, "share_scheduled_at": None}
-    stmt = update(superbills).where(superbills.c.id == row.id).values(**values).returning(*superbills.c)
-    return (await db.execute(stmt)).one()
-
-
-async def superbills_due_for_share(
-    db: AsyncSession, now: dt.datetime, *, practice_id: str | None = None, limit: int = 100
-) -> list[Row[Any]]:
-    query = (
-        select(superbills)
-        .where(superbills.c.share_scheduled_at <= now)
-        .order_by(superbills.c.share_scheduled_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    auto_share = dt.timedelta(hours=settings.auto_share_delay_hours) if settings.auto_share_superbills else None
+    return await SUPERBILLS.issue(
+        db, outbox, practice_id, source, now=now, auto_share_in=auto_share, session_ids=[r.id for r in rows]
     )
-    if practice_id is not None:
-        query = query.where(superbills.c.practice_id == practice_id)
-    return list((await db.execute(query)).all())
-
-
-def view(row: Row[Any]) -> dict[str, Any]:
-    source = row.source
-    return {
-        "id": str(row.id),
-        "number": row.number,
-        "client_id": row.client_id,
-        "status": "issued",
-        "issued_on": row.issued_on,
-        "session_ids": row.session_ids,
-        "bill_to": source["bill_to"],
-        "patient": source["patient"],
-        **source["body"],
-        "document_id": row.document_id,
-        "shared": row.shared,
-        "shared_at": row.shared_at,
-        "share_scheduled_at": row.share_scheduled_at,
-        "created_at": row.created_at,
-    }

@@ -1,130 +1,26 @@
-"""The four services as separate processes (python -m services.<name>), on ports of their own,
-against the real Kafka and Postgres and a real SMTP server (aiosmtpd) run by the test."""
+"""The e2e tier: the four services as processes, driven only through the contract."""
 
-import asyncio
-import email
-import os
-import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from email.message import Message
-from pathlib import Path
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 
-from shared.admin import SERVICES, wait_ready
 from shared.auth import issue_token
 from shared.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class SmtpInbox:
-    """aiosmtpd handler keeping every accepted message."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        msg = email.message_from_bytes(envelope.content)
-        msg["X-Envelope-To"] = ",".join(envelope.rcpt_tos)
-        self.messages.append(msg)
-        return "250 OK"
-
-    def to(self, address: str) -> list[Message]:
-        return [m for m in self.messages if address in m["X-Envelope-To"]]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Stack:
-    settings: Settings
-    env: dict[str, str]
-    inbox: SmtpInbox
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
-
-    def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self.settings.http_port(service)}"
-
-    def start(self, service: str) -> None:
-        log = open(ROOT / ".stack" / "log" / f"e2e-{service}.log", "ab")
-        self.processes[service] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{service}"], cwd=ROOT, env=self.env, stdout=log, stderr=log
-        )
-
-    def kill(self, service: str) -> None:
-        """SIGKILL: no graceful shutdown, as a crash would."""
-        proc = self.processes.pop(service)
-        proc.kill()
-        proc.wait(10)
-
-    def stop(self, service: str) -> None:
-        proc = self.processes.pop(service)
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-    async def ready(self, service: str) -> None:
-        if not await wait_ready(service, 60, self.settings):
-            log = (ROOT / ".stack" / "log" / f"e2e-{service}.log").read_text()[-3000:]
-            raise AssertionError(f"{service} not ready:\n{log}")
+from tests.processes import SmtpInbox, Stack, running_services, smtp_server
 
 
 @pytest.fixture(scope="session")
 def smtp_inbox() -> Iterator[tuple[SmtpInbox, int]]:
-    inbox = SmtpInbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
+    with smtp_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 async def stack(test_settings: Settings, smtp_inbox: tuple[SmtpInbox, int]) -> AsyncIterator[Stack]:
-    inbox, smtp_port = smtp_inbox
-    ports = {s: free_port() for s in SERVICES}
-    settings = test_settings.model_copy(
-        update={
-            **{f"{s}_port": p for s, p in ports.items()},
-            "smtp_port": smtp_port,
-            "documents_url": f"http://127.0.0.1:{ports['documents']}",
-            "public_base_url": f"http://localhost:{ports['payments']}",
-        }
-    )
-    env = {
-        **os.environ,
-        "PG_DATABASE": settings.pg_database,
-        "TOPIC_PREFIX": settings.topic_prefix,
-        "SMTP_PORT": str(smtp_port),
-        "DOCUMENTS_URL": settings.documents_url,
-        "PUBLIC_BASE_URL": settings.public_base_url,
-        "CONSUMER_RETRY_BACKOFF_MS": "20",
-        "OUTBOX_POLL_MS": "20",
-        "LOG_LEVEL": "INFO",
-        **{f"{s.upper()}_PORT": str(p) for s, p in ports.items()},
-    }
-    (ROOT / ".stack" / "log").mkdir(parents=True, exist_ok=True)
-    stack = Stack(settings, env, inbox)
-    for service in SERVICES:
-        stack.start(service)
-    try:
-        await asyncio.gather(*(stack.ready(s) for s in SERVICES))
-        yield stack
-    finally:
-        for service in list(stack.processes):
-            stack.stop(service)
+    inbox, port = smtp_inbox
+    async with running_services(test_settings, inbox, port) as running:
+        yield running
 
 
 @pytest.fixture

@@ -1,0 +1,131 @@
+"""The four services as separate processes (python -m services.<name>) on ports of their own,
+with a real SMTP server (aiosmtpd) that keeps what it accepts. Used by the e2e tests and the
+latency benchmark."""
+
+import asyncio
+import email
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from email.message import Message
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+
+from shared.admin import SERVICES, wait_ready
+from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+LOGS = ROOT / ".stack" / "log"
+
+
+class SmtpInbox:
+    """aiosmtpd handler keeping every accepted message."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        msg = email.message_from_bytes(envelope.content)
+        msg["X-Envelope-To"] = ",".join(envelope.rcpt_tos)
+        msg["X-Accepted-At"] = repr(time.time())
+        self.messages.append(msg)
+        return "250 OK"
+
+    def to(self, address: str) -> list[Message]:
+        return [m for m in self.messages if address in m["X-Envelope-To"]]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    env: dict[str, str]
+    inbox: SmtpInbox
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.settings.http_port(service)}"
+
+    def start(self, service: str) -> None:
+        log = open(LOGS / f"e2e-{service}.log", "ab")
+        self.processes[service] = subprocess.Popen(
+            [sys.executable, "-m", f"services.{service}"], cwd=ROOT, env=self.env, stdout=log, stderr=log
+        )
+
+    def kill(self, service: str) -> None:
+        """SIGKILL: no graceful shutdown, as a crash would."""
+        proc = self.processes.pop(service)
+        proc.kill()
+        proc.wait(10)
+
+    def stop(self, service: str) -> None:
+        proc = self.processes.pop(service)
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    async def ready(self, service: str) -> None:
+        if not await wait_ready(service, 60, self.settings):
+            log = (LOGS / f"e2e-{service}.log").read_text()[-3000:]
+            raise AssertionError(f"{service} not ready:\n{log}")
+
+
+@contextmanager
+def smtp_server() -> Iterator[tuple[SmtpInbox, int]]:
+    inbox = SmtpInbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+@asynccontextmanager
+async def running_services(base: Settings, inbox: SmtpInbox, smtp_port: int) -> AsyncIterator[Stack]:
+    """Start the four services against `base`'s database and topics; stop them afterwards."""
+    ports = {s: free_port() for s in SERVICES}
+    settings = base.model_copy(
+        update={
+            **{f"{s}_port": p for s, p in ports.items()},
+            "smtp_port": smtp_port,
+            "documents_url": f"http://127.0.0.1:{ports['documents']}",
+            "public_base_url": f"http://localhost:{ports['payments']}",
+        }
+    )
+    env = {
+        **os.environ,
+        "PG_DATABASE": settings.pg_database,
+        "TOPIC_PREFIX": settings.topic_prefix,
+        "SMTP_PORT": str(smtp_port),
+        "DOCUMENTS_URL": settings.documents_url,
+        "PUBLIC_BASE_URL": settings.public_base_url,
+        "CONSUMER_RETRY_BACKOFF_MS": "20",
+        "OUTBOX_POLL_MS": "20",
+        "LOG_LEVEL": "INFO",
+        **{f"{s.upper()}_PORT": str(p) for s, p in ports.items()},
+    }
+    LOGS.mkdir(parents=True, exist_ok=True)
+    stack = Stack(settings, env, inbox)
+    for service in SERVICES:
+        stack.start(service)
+    try:
+        await asyncio.gather(*(stack.ready(s) for s in SERVICES))
+        yield stack
+    finally:
+        for service in list(stack.processes):
+            stack.stop(service)
