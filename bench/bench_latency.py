@@ -1,0 +1,239 @@
+"""Latency and memory under load, the four services as processes on the real stack.
+
+While sessions arrive at RATE per second, it measures (ARCHITECTURE.md targets):
+- publish SessionCompleted → visible in GET /v1/unbilled-sessions   p99 < 200 ms
+- POST /v1/payments (cash, full) → GET /v1/bills/{id} says paid      p99 < 300 ms
+- POST /v1/bills/{id}/share → email with the PDF accepted by SMTP     p99 < 2 s
+- resident memory of each service                                   < 300 MB
+and, in the same run, the ceiling: a bare Kafka publish → consume round trip.
+
+Run: .venv/bin/python -m bench.bench_latency [rate] [seconds]   (needs ./dev infra)
+"""
+
+import asyncio
+import datetime as dt
+import json
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.common import PRACTICE, isolated_settings, session_event
+from shared import topics
+from shared.auth import issue_token
+from shared.settings import Settings
+from tests.processes import Stack, running_services, smtp_server
+
+TARGETS_MS = {"session → unbilled": 200, "payment → bill paid": 300, "share → email with PDF": 2000}
+MEMORY_CEILING_MB = 300
+POLL_S = 0.01
+
+
+def p(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def bare_kafka_round_trip(settings: Settings, producer: AIOKafkaProducer, samples: int = 200) -> list[float]:
+    """Ceiling: publish → a plain consumer has it, on the same broker, same run (ms)."""
+    topic = settings.topic(topics.dlq(topics.PORTAL))
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="latest")
+    await consumer.start()
+    await consumer.seek_to_end()
+    latencies = []
+    try:
+        for _ in range(samples):
+            start = time.perf_counter()
+            await producer.send_and_wait(topic, b"ping", key=b"k")
+            while not (await consumer.getmany(timeout_ms=100)):
+                pass
+            latencies.append((time.perf_counter() - start) * 1000)
+    finally:
+        await consumer.stop()
+    return latencies
+
+
+async def until(check: Callable[[], Awaitable[Any]], timeout: float = 30) -> float:
+    """Seconds until `check()` is truthy, polling every POLL_S."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        if await check():
+            return time.perf_counter() - start
+        await asyncio.sleep(POLL_S)
+    raise TimeoutError("condition not met")
+
+
+class Run:
+    def __init__(self, stack: Stack, producer: AIOKafkaProducer, http: httpx.AsyncClient) -> None:
+        self.stack = stack
+        self.producer = producer
+        self.http = http
+        self.latencies: dict[str, list[float]] = {k: [] for k in TARGETS_MS}
+        self.rss: dict[str, float] = {}
+        self.n = 0
+
+    async def publish(self, event_type: str, key: str, data: dict[str, Any]) -> None:
+        event = {"event_id": str(uuid.uuid4()), "event_type": event_type, "practice_id": PRACTICE,
+                 "occurred_at": dt.datetime.now(dt.UTC).isoformat(), "schema_version": 1, "data": data}  # fmt: skip
+        await self.producer.send(
+            self.stack.settings.topic(topics.SCHEDULING), json.dumps(event).encode(), key=key.encode()
+        )
+
+    async def client(self, client_id: str) -> None:
+        client = {"id": client_id, "first_name": "Bench", "last_name": client_id, "date_of_birth": "1990-01-01",
+                  "email": f"{client_id}@example.com", "address": {"line1": "1 Main St", "city": "Portland",
+                  "state": "OR", "postal_code": "97209"}, "is_minor": False, "guardians": []}  # fmt: skip
+        await self.publish("ClientUpserted", client_id, {"client": client})
+
+    async def session(self, client_id: str) -> str:
+        self.n += 1
+        event = session_event(self.n, client_id, dt.date(2026, 11, 2))
+        session = event["data"]["session"] | {"id": f"sess-{uuid.uuid4().hex[:10]}"}
+        await self.publish("SessionCompleted", client_id, {"session": session})
+        return session["id"]
+
+    def url(self, service: str, path: str) -> str:
+        return f"{self.stack.url(service)}{path}"
+
+    async def unbilled(self, client_id: str) -> list[dict[str, Any]]:
+        r = await self.http.get(self.url("billing", "/v1/unbilled-sessions"), params={"client_id": client_id})
+        return r.json()["items"]
+
+    async def probe_unbilled(self) -> None:
+        client_id = f"probe-{uuid.uuid4().hex[:8]}"
+        await self.client(client_id)
+        await self.producer.flush()
+        start = time.perf_counter()
+        await self.session(client_id)
+        await self.producer.flush()
+
+        async def visible() -> bool:
+            return bool(await self.unbilled(client_id))
+
+        await until(visible)
+        self.latencies["session → unbilled"].append((time.perf_counter() - start) * 1000)
+
+    async def bill(self) -> dict[str, Any]:
+        client_id = f"billed-{uuid.uuid4().hex[:8]}"
+        await self.client(client_id)
+        session_id = await self.session(client_id)
+        await self.producer.flush()
+        await until(lambda: self.unbilled(client_id))
+        r = await self.http.post(self.url("billing", "/v1/bills"), json={
+            "client_id": client_id, "session_ids": [session_id], "responsibility": "client"})  # fmt: skip
+        r.raise_for_status()
+        return r.json()
+
+    async def probe_payment(self, bill: dict[str, Any]) -> None:
+        start = time.perf_counter()
+        r = await self.http.post(self.url("payments", "/v1/payments"), json={
+            "client_id": bill["client_id"], "bill_id": bill["id"], "payer": "client", "method": "cash",
+            "amount_cents": bill["balance_cents"]})  # fmt: skip
+        r.raise_for_status()
+
+        async def paid() -> bool:
+            return (await self.http.get(self.url("billing", f"/v1/bills/{bill['id']}"))).json()["status"] == "paid"
+
+        await until(paid)
+        self.latencies["payment → bill paid"].append((time.perf_counter() - start) * 1000)
+
+    async def probe_share(self, bill: dict[str, Any]) -> None:
+        address = f"{bill['client_id']}@example.com"
+        started = time.time()
+        (await self.http.post(self.url("billing", f"/v1/bills/{bill['id']}/share"), json={})).raise_for_status()
+
+        async def emailed() -> bool:
+            return any(
+                part.get_content_type() == "application/pdf" for m in self.stack.inbox.to(address) for part in m.walk()
+            )
+
+        await until(emailed)
+        [message] = self.stack.inbox.to(address)
+        self.latencies["share → email with PDF"].append((float(message["X-Accepted-At"]) - started) * 1000)
+
+    def sample_memory(self) -> None:
+        for name, proc in self.stack.processes.items():
+            self.rss[name] = max(self.rss.get(name, 0.0), rss_mb(proc.pid))
+
+
+async def load(run: Run, rate: int, seconds: float, clients: list[str]) -> int:
+    """Sessions at `rate`/s for `seconds`, paced, round-robin over `clients`."""
+    start = time.perf_counter()
+    sent = 0
+    while (elapsed := time.perf_counter() - start) < seconds:
+        due = int(elapsed * rate)
+        while sent < due:
+            await run.session(clients[sent % len(clients)])
+            sent += 1
+        run.sample_memory()
+        await asyncio.sleep(0.005)
+    return sent
+
+
+async def probes(run: Run, seconds: float, bills: list[dict[str, Any]]) -> None:
+    """Three probe loops side by side, each one request in flight at a time."""
+    deadline = time.perf_counter() + seconds
+    paying, sharing = bills[: len(bills) // 2], bills[len(bills) // 2 :]
+
+    async def every(probe: Callable[[], Awaitable[None]]) -> None:
+        while time.perf_counter() < deadline:
+            await probe()
+            await asyncio.sleep(0.1)
+
+    async def each(probe: Callable[[dict[str, Any]], Awaitable[None]], items: list[dict[str, Any]]) -> None:
+        while items and time.perf_counter() < deadline:
+            await probe(items.pop())
+            await asyncio.sleep(0.1)
+
+    await asyncio.gather(every(run.probe_unbilled), each(run.probe_payment, paying), each(run.probe_share, sharing))
+
+
+async def main(rate: int, seconds: float) -> int:
+    headers = {"Authorization": f"Bearer {issue_token(PRACTICE, 'staff', ttl=dt.timedelta(hours=2))}"}
+    async with isolated_settings() as base:
+        with smtp_server() as (inbox, port):
+            async with running_services(base, inbox, port) as stack:
+                producer = AIOKafkaProducer(bootstrap_servers=base.kafka_bootstrap_servers, linger_ms=1)
+                await producer.start()
+                try:
+                    ceiling = await bare_kafka_round_trip(stack.settings, producer)
+                    async with httpx.AsyncClient(timeout=30, headers=headers) as http:
+                        run = Run(stack, producer, http)
+                        clients = [f"client-{i}" for i in range(200)]
+                        for c in clients:
+                            await run.client(c)
+                        bills = [await run.bill() for _ in range(24)]
+                        await asyncio.sleep(2)  # their PDFs render before the clock starts
+                        sent, _ = await asyncio.gather(load(run, rate, seconds, clients), probes(run, seconds, bills))
+                finally:
+                    await producer.stop()
+    print(f"latency under load: {sent} sessions in {seconds:.0f} s ({sent / seconds:.0f}/s)")
+    ok = True
+    for name, values in run.latencies.items():
+        p99 = p(values, 99)
+        ok &= p99 < TARGETS_MS[name]
+        print(f"  {name:<24} p50 {p(values, 50):7.1f} ms  p99 {p99:7.1f} ms  (n={len(values)}, target p99 < "
+              f"{TARGETS_MS[name]} ms) {'OK' if p99 < TARGETS_MS[name] else 'ABOVE TARGET'}")  # fmt: skip
+    print(f"  ceiling, bare Kafka publish → consume: p50 {p(ceiling, 50):.1f} ms  p99 {p(ceiling, 99):.1f} ms")
+    for name, mb in sorted(run.rss.items()):
+        ok &= mb < MEMORY_CEILING_MB
+        print(f"  {name:<14} max RSS {mb:6.1f} MB (ceiling {MEMORY_CEILING_MB} MB) "
+              f"{'OK' if mb < MEMORY_CEILING_MB else 'ABOVE'}")  # fmt: skip
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    sys.exit(asyncio.run(main(int(args[0]) if args else 200, float(args[1]) if len(args) > 1 else 20)))
