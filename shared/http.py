@@ -150,3 +150,22 @@ async def idempotent_store(
         .where(table.c.practice_id == practice_id, table.c.key == key)
         .values(status_code=status, response=jsonable_encoder(body))
     )
+
+
+async def idempotent_answer(
+    session: AsyncSession,
+    table: Table,
+    practice_id: str,
+    key: str | None,
+    fingerprint: str,
+    work: Callable[[AsyncSession], Awaitable[tuple[int, Any]]],
+) -> tuple[int, Any]:
+    """The stored answer of the first request with `key`, else `work`'s answer, stored for
+    `key`: claim, work and store in the caller's one transaction, so a key is never left
+    claimed without its answer once the work commits."""
+    replay = await idempotent_replay(session, table, practice_id, key, fingerprint)
+    if replay is not None:
+        return replay
+    result = await work(session)
+    await idempotent_store(session, table, practice_id, key, *result)
+    return result

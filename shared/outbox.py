@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.db import Database
 from shared.events import Envelope
 from shared.metrics import OUTBOX_PUBLISHED
+from shared.polling import drain_then_wait
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -119,22 +120,7 @@ class OutboxRelay:
         return len(rows)
 
     async def run(self) -> None:
-        while True:
-            try:
-                sent = await self.relay_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("outbox relay failed; retrying")
-                sent = 0
-                await asyncio.sleep(1)
-            if sent:
-                continue
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-            except TimeoutError:
-                pass
+        await drain_then_wait(self.relay_once, self._wake, poll_seconds=self.poll_seconds, log=log, what="outbox relay")
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"outbox-relay-{self.db.schema}")

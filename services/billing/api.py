@@ -18,7 +18,7 @@ from services.billing.practice import PracticeSettingsUpdate, SettingsView
 from shared import topics
 from shared.auth import CurrentPrincipal, Principal, StaffPrincipal, ensure_client_access
 from shared.events import SessionService, new_envelope
-from shared.http import ApiError, idempotent_replay, idempotent_store, not_found, request_fingerprint
+from shared.http import ApiError, idempotent_answer, not_found, request_fingerprint
 from shared.runtime import ServiceDep
 
 router = APIRouter(prefix="/v1", tags=["billing"])
@@ -73,16 +73,18 @@ async def run_write(
     """One write: claim the Idempotency-Key, do the work, store the answer, all in one
     transaction (with the outbox rows the work staged). A retry gets the first answer."""
     fingerprint = request_fingerprint(request.method, request.url.path, body)
-    async with svc.db.transaction() as db:
-        replay = await idempotent_replay(db, svc.idempotency_table, principal.practice_id, key, fingerprint)
-        if replay is not None:
-            return JSONResponse(replay[1], status_code=replay[0])
+
+    async def encoded(db: AsyncSession) -> tuple[int, Any]:
         try:
             status, result = await work(db)
         except domain.RuleViolation as exc:
             raise ApiError(exc.status, exc.code, exc.message) from exc
-        result = jsonable_encoder(result)
-        await idempotent_store(db, svc.idempotency_table, principal.practice_id, key, status, result)
+        return status, jsonable_encoder(result)
+
+    async with svc.db.transaction() as db:
+        status, result = await idempotent_answer(
+            db, svc.idempotency_table, principal.practice_id, key, fingerprint, encoded
+        )
     return JSONResponse(result, status_code=status)
 
 
@@ -154,6 +156,13 @@ async def unbilled_sessions(
 # ---- bills ---------------------------------------------------------------------------------
 
 
+async def bill_or_404(db: AsyncSession, practice_id: str, bill_id: str, *, lock: bool = False) -> Row[Any]:
+    bill = await repo.get_bill(db, practice_id, bill_id, lock=lock)
+    if bill is None:
+        raise not_found("bill")
+    return bill
+
+
 @router.post("/bills", status_code=201)
 async def create_bill(
     body: BillIn, request: Request, svc: ServiceDep, principal: StaffPrincipal, key: IdempotencyKey = None
@@ -196,16 +205,15 @@ async def list_bills(
         rows, next_cursor = await repo.list_bills(
             db, principal.practice_id, client_id=client_id, status=status, limit=limit, cursor=cursor
         )
-        items = [bills.view(r, await bills.snapshot(db, r)) for r in rows]
+        snaps = await bills.snapshots(db, rows)
+    items = [bills.view(r, snap) for r, snap in zip(rows, snaps, strict=True)]
     return {"items": jsonable_encoder(items), "next_cursor": next_cursor}
 
 
 @router.get("/bills/{bill_id}")
 async def get_bill(bill_id: str, svc: ServiceDep, principal: CurrentPrincipal) -> dict[str, Any]:
     async with svc.db.transaction() as db:
-        bill = await repo.get_bill(db, principal.practice_id, bill_id)
-        if bill is None:
-            raise not_found("bill")
+        bill = await bill_or_404(db, principal.practice_id, bill_id)
         ensure_client_access(principal, bill.client_id, "bill")
         return jsonable_encoder(bills.view(bill, await bills.snapshot(db, bill)))
 
@@ -222,9 +230,7 @@ async def share_bill(
     """Share now (200) or schedule the share for `scheduled_for` (202)."""
 
     async def share(db: AsyncSession, scheduled_for: dt.datetime | None) -> tuple[Row[Any], dict[str, Any]]:
-        bill = await repo.get_bill(db, principal.practice_id, bill_id, lock=True)
-        if bill is None:
-            raise not_found("bill")
+        bill = await bill_or_404(db, principal.practice_id, bill_id, lock=True)
         bill = await bills.share_bill(db, svc.outbox, bill, now=now(), scheduled_for=scheduled_for)
         return bill, bills.view(bill, await bills.snapshot(db, bill))
 
@@ -243,9 +249,7 @@ async def cancel_bill(
     cancel = body or CancelIn()
 
     async def work(db: AsyncSession) -> tuple[int, Any]:
-        bill = await repo.get_bill(db, principal.practice_id, bill_id, lock=True)
-        if bill is None:
-            raise not_found("bill")
+        bill = await bill_or_404(db, principal.practice_id, bill_id, lock=True)
         bill, snap = await bills.cancel_bill(db, svc.outbox, bill, now=now(), reason=cancel.reason)
         return 200, bills.view(bill, snap)
 

@@ -4,7 +4,6 @@ timezone, DST-correct). Each run holds the practice's advisory lock, is one tran
 recorded per practice, job and period (`automation_runs`), so N replicas, a retry, a rerun after
 a crash or a manual `POST /v1/automation/run` for the same period create each bill once."""
 
-import asyncio
 import datetime as dt
 import logging
 from collections import defaultdict
@@ -26,6 +25,7 @@ from services.billing.db import superbills as superbill_table
 from shared.auth import StaffPrincipal
 from shared.db import Database
 from shared.outbox import Outbox
+from shared.polling import every
 from shared.runtime import ServiceDep
 
 log = logging.getLogger(__name__)
@@ -218,14 +218,10 @@ def automation_loop(db: Database, outbox: Outbox, public_base_url: str, interval
     async def run() -> None:
         if interval_seconds <= 0:
             return
-        while True:
-            try:
-                await _run_due(db, outbox, public_base_url)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("automation run failed; retrying")
-            await asyncio.sleep(interval_seconds)
+        await every(
+            interval_seconds, lambda: _run_due(db, outbox, public_base_url), log=log,
+            failure="automation run failed; retrying",
+        )  # fmt: skip
 
     return run
 

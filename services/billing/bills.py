@@ -52,8 +52,19 @@ class BillRequest:
 
 
 async def snapshot(db: AsyncSession, bill: Row[Any]) -> BillSnapshot:
-    lines = await repo.bill_lines_of(db, bill.id)
-    facts = await repo.bill_facts(db, bill.id)
+    return (await snapshots(db, [bill]))[0]
+
+
+async def snapshots(db: AsyncSession, rows: Sequence[Row[Any]]) -> list[BillSnapshot]:
+    """The snapshots of any number of bills in two queries (their lines, their facts)."""
+    if not rows:
+        return []
+    ids = [bill.id for bill in rows]
+    lines, facts = await repo.lines_of_bills(db, ids), await repo.facts_of_bills(db, ids)
+    return [_snapshot(bill, lines.get(bill.id, []), facts.get(bill.id, [])) for bill in rows]
+
+
+def _snapshot(bill: Row[Any], lines: Sequence[domain.Line], facts: Sequence[Row[Any]]) -> BillSnapshot:
     standing = domain.standing(bill.total_cents, bill.client_share_cents, repo.as_facts(facts))
     return BillSnapshot(
         id=str(bill.id),

@@ -109,6 +109,7 @@ async def share_superbill(
 
 
 async def _get_issued(kind: IssuedKind, doc_id: str, svc: Service, principal: Principal) -> dict[str, Any]:
+    """GET of a statement or superbill: 404 unless it is this practice's and, for a client, theirs."""
     async with svc.db.transaction() as db:
         try:
             row = await kind.get(db, principal.practice_id, doc_id)
@@ -122,6 +123,8 @@ async def _share_issued(
     kind: IssuedKind, doc_id: str, request: Request, svc: Service, principal: Principal, key: str | None,
     body: ShareIn | None,
 ) -> JSONResponse:  # fmt: skip
+    """Share of a statement or superbill: now (200) or at `scheduled_for` (202), as for bills."""
+
     async def share(db: AsyncSession, scheduled_for: dt.datetime | None) -> tuple[Row[Any], dict[str, Any]]:
         row = await kind.get(db, principal.practice_id, doc_id, lock=True)
         row = await kind.share(db, svc.outbox, row, now=now(), scheduled_for=scheduled_for)

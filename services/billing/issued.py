@@ -33,20 +33,16 @@ class IssuedKind:
         self, db: AsyncSession, outbox: Outbox, practice_id: str, source: DocumentSource, *,
         now: dt.datetime, auto_share_in: dt.timedelta | None, **values: Any,
     ) -> Row[Any]:  # fmt: skip
-        """Insert the row for `source`, stage its created event and, if the practice shares
-        automatically, schedule the share."""
-        doc_id = uuid.UUID(source.id)
+        """Insert the row for `source` (its share scheduled `auto_share_in` from now when the
+        practice shares automatically) and stage its created event."""
         await db.execute(
             self.table.insert().values(
-                id=doc_id, practice_id=practice_id, number=source.number, client_id=source.client_id,
+                id=uuid.UUID(source.id), practice_id=practice_id, number=source.number, client_id=source.client_id,
                 issued_on=source.issued_on, **values, source=source.model_dump(mode="json"), created_at=now,
+                share_scheduled_at=now + auto_share_in if auto_share_in is not None else None,
             )
         )  # fmt: skip
         await stage(outbox, db, practice_id, source.client_id, self.created(source))
-        if auto_share_in is not None:
-            await db.execute(
-                update(self.table).where(self.table.c.id == doc_id).values(share_scheduled_at=now + auto_share_in)
-            )
         return await self.get(db, practice_id, source.id)
 
     async def get(self, db: AsyncSession, practice_id: str, doc_id: str, *, lock: bool = False) -> Row[Any]:
@@ -76,18 +72,7 @@ class IssuedKind:
     async def due_for_share(
         self, db: AsyncSession, now: dt.datetime, *, practice_id: str | None = None, limit: int = 100
     ) -> list[Row[Any]]:
-        """Rows whose scheduled share has come, locked with SKIP LOCKED so each replica takes others."""
-        t = self.table
-        query = (
-            select(t)
-            .where(t.c.share_scheduled_at <= now)
-            .order_by(t.c.share_scheduled_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        if practice_id is not None:
-            query = query.where(t.c.practice_id == practice_id)
-        return list((await db.execute(query)).all())
+        return await repo.due_for_share(db, self.table, now, practice_id=practice_id, limit=limit)
 
     def view(self, row: Row[Any]) -> dict[str, Any]:
         """The HTTP representation: the row's own fields, the body, share and document state."""

@@ -5,7 +5,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, and_, case, func, literal, or_, select, tuple_, update
+from sqlalchemy import Row, Table, and_, case, func, literal, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -290,30 +290,44 @@ async def get_bill(
     return (await db.execute(query)).first()
 
 
-async def bill_lines_of(db: AsyncSession, bill_id: uuid.UUID) -> list[domain.Line]:
-    rows = (
-        await db.execute(select(bill_lines).where(bill_lines.c.bill_id == bill_id).order_by(bill_lines.c.position))
-    ).all()
-    return [
-        domain.Line(
-            r.session_id,
-            r.date_of_service,
-            r.code,
-            r.description,
-            tuple(r.modifiers),
-            r.units,
-            r.amount_cents,
-            r.client_owes_cents,
-            r.insurance_owes_cents,
-            r.voided,
+async def lines_of_bills(db: AsyncSession, bill_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[domain.Line]]:
+    """Each bill's lines in position order, for any number of bills in one query."""
+    query = (
+        select(bill_lines)
+        .where(bill_lines.c.bill_id.in_(list(bill_ids)))
+        .order_by(bill_lines.c.bill_id, bill_lines.c.position)
+    )
+    by_bill: dict[uuid.UUID, list[domain.Line]] = {}
+    for r in (await db.execute(query)).all():
+        by_bill.setdefault(r.bill_id, []).append(
+            domain.Line(
+                r.session_id,
+                r.date_of_service,
+                r.code,
+                r.description,
+                tuple(r.modifiers),
+                r.units,
+                r.amount_cents,
+                r.client_owes_cents,
+                r.insurance_owes_cents,
+                r.voided,
+            )
         )
-        for r in rows
-    ]
+    return by_bill
 
 
 async def bill_facts(db: AsyncSession, bill_id: uuid.UUID) -> list[Row[Any]]:
     query = select(bill_payments).where(bill_payments.c.bill_id == bill_id).order_by(bill_payments.c.id)
     return list((await db.execute(query)).all())
+
+
+async def facts_of_bills(db: AsyncSession, bill_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Row[Any]]]:
+    """Each bill's payment facts in id order (as `bill_facts`), for any number of bills in one query."""
+    query = select(bill_payments).where(bill_payments.c.bill_id.in_(list(bill_ids))).order_by(bill_payments.c.id)
+    by_bill: dict[uuid.UUID, list[Row[Any]]] = {}
+    for r in (await db.execute(query)).all():
+        by_bill.setdefault(r.bill_id, []).append(r)
+    return by_bill
 
 
 def as_facts(rows: Sequence[Row[Any]]) -> list[domain.Fact]:
@@ -376,16 +390,18 @@ async def record_document(
     )
 
 
-async def bills_due_for_share(
-    db: AsyncSession, now: dt.datetime, *, practice_id: str | None = None, limit: int = 100
+async def due_for_share(
+    db: AsyncSession, table: Table, now: dt.datetime, *, practice_id: str | None = None, limit: int = 100
 ) -> list[Row[Any]]:
+    """Rows of `table` (bills, statements, superbills) whose scheduled share has come, locked
+    with SKIP LOCKED so that replicas share different rows and each once."""
     query = (
-        select(bills)
-        .where(bills.c.share_scheduled_at <= now)
-        .order_by(bills.c.share_scheduled_at)
+        select(table)
+        .where(table.c.share_scheduled_at <= now)
+        .order_by(table.c.share_scheduled_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     if practice_id is not None:
-        query = query.where(bills.c.practice_id == practice_id)
+        query = query.where(table.c.practice_id == practice_id)
     return list((await db.execute(query)).all())

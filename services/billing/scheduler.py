@@ -1,7 +1,6 @@
 """Scheduled shares: bills, statements and superbills whose `share_scheduled_at` has come are shared by
 whichever replica gets to them first (rows locked with SKIP LOCKED, so each is shared once)."""
 
-import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
@@ -10,8 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing import bills, statements, superbills
 from services.billing import repository as repo
+from services.billing.db import bills as bills_table
 from shared.db import Database
 from shared.outbox import Outbox
+from shared.polling import every
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ async def share_due_in(
     session: AsyncSession, outbox: Outbox, now: dt.datetime, *, practice_id: str | None = None
 ) -> int:
     """Share every bill, statement and superbill scheduled at or before `now`; returns how many."""
-    due = await repo.bills_due_for_share(session, now, practice_id=practice_id)
+    due = await repo.due_for_share(session, bills_table, now, practice_id=practice_id)
     for bill in due:
         if bill.status == "cancelled":
             await repo.update_bill(session, bill.id, share_scheduled_at=None)
@@ -35,15 +36,11 @@ async def share_due_in(
 
 
 def share_loop(db: Database, outbox: Outbox, interval_seconds: float) -> Callable[[], Awaitable[None]]:
+    async def share_due() -> None:
+        async with db.transaction() as session:
+            await share_due_in(session, outbox, dt.datetime.now(dt.UTC))
+
     async def run() -> None:
-        while True:
-            try:
-                async with db.transaction() as session:
-                    await share_due_in(session, outbox, dt.datetime.now(dt.UTC))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("scheduled share failed; retrying")
-            await asyncio.sleep(interval_seconds)
+        await every(interval_seconds, share_due, log=log, failure="scheduled share failed; retrying")
 
     return run

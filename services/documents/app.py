@@ -4,7 +4,7 @@ from fastapi import FastAPI
 
 from services.documents.api import router
 from services.documents.db import metadata
-from services.documents.handlers import HANDLERS
+from services.documents.handlers import BillingEvents
 from services.documents.rendering import Renderer
 from services.documents.worker import RenderWorker
 from shared import topics
@@ -15,10 +15,10 @@ from shared.settings import Settings
 
 def create_service(settings: Settings) -> Service:
     svc = Service("documents", settings, metadata)
-    svc.consume(topics.BILLING, HANDLERS)
-    svc.publishes(topics.DOCUMENTS, [DocumentRendered, DocumentFailed])
     renderer = Renderer(settings.documents_render_workers)
     worker = RenderWorker(svc, renderer)
+    svc.consume(topics.BILLING, BillingEvents(on_new_job=worker.wake).handlers)
+    svc.publishes(topics.DOCUMENTS, [DocumentRendered, DocumentFailed])
 
     async def start_pool() -> None:
         renderer.start()

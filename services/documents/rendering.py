@@ -18,6 +18,7 @@ from weasyprint import HTML
 from services.documents.domain import RenderRequest
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+TASKS_PER_PROCESS = 500  # a fresh process now and then keeps WeasyPrint's caches from growing without end
 log = logging.getLogger(__name__)
 
 
@@ -80,7 +81,10 @@ class Renderer:
     def start(self) -> None:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=warm_up
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=warm_up,
+                max_tasks_per_child=TASKS_PER_PROCESS,
             )
 
     def stop(self) -> None:

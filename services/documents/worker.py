@@ -28,10 +28,15 @@ class RenderWorker:
         self.poll_seconds = poll_seconds
         self.lease_seconds = svc.settings.documents_render_lease_seconds
         self.max_attempts = svc.settings.documents_render_max_attempts
-        self._slots = asyncio.Semaphore(renderer.workers)
+        # one job queued behind each one rendering, so no process idles while the next is claimed
+        self._slots = asyncio.Semaphore(2 * renderer.workers)
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        svc.db.on_commit(self._wake.set)
+
+    def wake(self) -> None:
+        """A job was just committed here: claim it now rather than at the next poll. (Not on
+        every commit: the outbox relay commits too, and the two would wake each other forever.)"""
+        self._wake.set()
 
     async def run(self) -> None:
         """Keep every render process busy: claim a job whenever a slot is free."""
@@ -121,3 +126,4 @@ class RenderWorker:
     async def _release(self, job: repository.Job) -> None:
         async with self.svc.db.transaction() as session:
             await repository.release_job(session, job.id)
+        self.wake()

@@ -1,13 +1,13 @@
 """Card-expiring notices: a periodic scan of the cards on file. Each card and expiry date is
 one cause, so N replicas or a scan run twice queue each notice once (unique cause)."""
 
-import asyncio
 import datetime as dt
 import logging
 
 from services.notifications import domain, projections
 from services.notifications.domain import Contact
 from services.notifications.handlers import queue_draft
+from shared.polling import every
 from shared.runtime import Service
 
 log = logging.getLogger(__name__)
@@ -19,16 +19,15 @@ class CardExpiryNotices:
         self.settings = svc.settings
 
     async def run(self) -> None:
-        while True:
-            try:
-                queued = await self.run_once(dt.datetime.now(dt.UTC).date())
-                if queued:
-                    log.info("queued %d card-expiring notices", queued)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("card expiry scan failed; next scan as scheduled")
-            await asyncio.sleep(self.settings.card_expiry_scan_seconds)
+        await every(
+            self.settings.card_expiry_scan_seconds, self._scan, log=log,
+            failure="card expiry scan failed; next scan as scheduled",
+        )  # fmt: skip
+
+    async def _scan(self) -> None:
+        queued = await self.run_once(dt.datetime.now(dt.UTC).date())
+        if queued:
+            log.info("queued %d card-expiring notices", queued)
 
     async def run_once(self, today: dt.date) -> int:
         """Queue a notice for each card expiring within the notice period; returns how many."""

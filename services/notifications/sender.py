@@ -27,6 +27,7 @@ from shared import topics
 from shared.auth import issue_token
 from shared.consumer import is_transient
 from shared.events import ClientNotification, EmailFailed, EmailSent, Recipient, new_envelope
+from shared.polling import drain_then_wait
 from shared.runtime import Service
 
 log = logging.getLogger(__name__)
@@ -45,22 +46,7 @@ class DeliverySender:
 
     async def run(self) -> None:
         poll = self.settings.notifications_poll_ms / 1000
-        while True:
-            try:
-                handled = await self.send_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("email sender failed; retrying")
-                handled = 0
-                await asyncio.sleep(1)
-            if handled:
-                continue
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=poll)
-            except TimeoutError:
-                pass
+        await drain_then_wait(self.send_due, self._wake, poll_seconds=poll, log=log, what="email sender")
 
     async def send_due(self) -> int:
         lease = dt.timedelta(seconds=self.settings.email_send_lease_seconds)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy import Row, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.payments.db import bill_applications, payments
 from services.payments.recording import record_payment
@@ -18,8 +19,7 @@ from shared.http import (
     ApiError,
     decode_cursor,
     encode_cursor,
-    idempotent_replay,
-    idempotent_store,
+    idempotent_answer,
     not_found,
     request_fingerprint,
 )
@@ -119,12 +119,8 @@ async def edit_payment(
     ctx = ctx_of(service)
     await _visible_payment(ctx, principal, payment_id)
     fingerprint = request_fingerprint("PATCH", f"/v1/payments/{payment_id}", body.model_dump())
-    async with ctx.svc.db.transaction() as session:
-        replay = await idempotent_replay(
-            session, ctx.svc.idempotency_table, principal.practice_id, idempotency_key, fingerprint
-        )
-        if replay:
-            return answer(replay)
+
+    async def work(session: AsyncSession) -> tuple[int, Any]:
         row = (await session.execute(select(payments).where(payments.c.id == payment_id).with_for_update())).one()
         changes = body.model_dump(exclude_unset=True)
         if "paid_at" in changes and (row.online or row.stripe_payment_intent_id):
@@ -133,8 +129,12 @@ async def edit_payment(
             changes.pop("paid_at", None)
         if changes:
             await session.execute(update(payments).where(payments.c.id == payment_id).values(**changes))
-        result = 200, await payment_view(ctx, session, await payment_row(session, payment_id))
-        await idempotent_store(session, ctx.svc.idempotency_table, principal.practice_id, idempotency_key, *result)
+        return 200, await payment_view(ctx, session, await payment_row(session, payment_id))
+
+    async with ctx.svc.db.transaction() as session:
+        result = await idempotent_answer(
+            session, ctx.svc.idempotency_table, principal.practice_id, idempotency_key, fingerprint, work
+        )
     return answer(result)
 
 

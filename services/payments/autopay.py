@@ -13,7 +13,6 @@ A failed night (a bill no card could pay) is recorded, staged as PaymentFailed w
 `GET /v1/clients/{id}/autopay`; the third failed night in a row turns autopay off for the
 client (AutopayDisabled, which notifications also emails)."""
 
-import asyncio
 import datetime as dt
 import logging
 from collections import defaultdict
@@ -37,6 +36,7 @@ from services.payments.service import Payments
 from shared.auth import CurrentPrincipal, Principal, StaffPrincipal, ensure_client_access
 from shared.events import AutopayDisabled
 from shared.http import ApiError
+from shared.polling import every
 from shared.runtime import ServiceDep
 
 log = logging.getLogger(__name__)
@@ -321,13 +321,9 @@ def autopay_loop(ctx: Payments) -> Callable[[], Awaitable[None]]:
     async def loop() -> None:
         if interval <= 0:
             return
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await run_due_nights(ctx, dt.datetime.now(dt.UTC))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("autopay check failed")
+        await every(
+            interval, lambda: run_due_nights(ctx, dt.datetime.now(dt.UTC)), log=log, failure="autopay check failed",
+            run_at_start=False,
+        )  # fmt: skip
 
     return loop

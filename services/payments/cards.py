@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 from sqlalchemy import Row, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.payments import repository as repo
 from services.payments.api import answer, ctx_of
@@ -18,7 +19,7 @@ from services.payments.service import Payments
 from services.payments.stripe_gateway import StripeDeclined, StripeUnavailable
 from shared.auth import CurrentPrincipal, Principal, StaffPrincipal, ensure_client_access
 from shared.events import CardAuthorized, CardRemoved
-from shared.http import ApiError, idempotent_replay, idempotent_store, not_found, request_fingerprint
+from shared.http import ApiError, idempotent_answer, not_found, request_fingerprint
 from shared.runtime import ServiceDep
 
 router = APIRouter(prefix="/v1/clients/{client_id}", tags=["cards"])
@@ -71,10 +72,8 @@ async def store_card(ctx: Payments, principal: Principal, client_id: str, req: C
         raise ApiError(402, exc.code, exc.reason) from exc
     except StripeUnavailable as exc:
         raise ApiError(503, "stripe_unavailable", "Stripe did not answer; try again") from exc
-    async with ctx.svc.db.transaction() as session:
-        replay = await idempotent_replay(session, ctx.svc.idempotency_table, principal.practice_id, key, fingerprint)
-        if replay:
-            return replay
+
+    async def work(session: AsyncSession) -> tuple[int, Any]:
         await repo.lock_client(session, principal.practice_id, client_id)
         mine = select(cards).where(
             cards.c.practice_id == principal.practice_id, cards.c.client_id == client_id, cards.c.deleted_at.is_(None)
@@ -122,9 +121,12 @@ async def store_card(ctx: Payments, principal: Principal, client_id: str, req: C
                 ),
             )
         row = (await session.execute(select(cards).where(cards.c.id == card_id))).one()
-        result = 201, card_view(row)
-        await idempotent_store(session, ctx.svc.idempotency_table, principal.practice_id, key, *result)
-    return result
+        return 201, card_view(row)
+
+    async with ctx.svc.db.transaction() as session:
+        return await idempotent_answer(
+            session, ctx.svc.idempotency_table, principal.practice_id, key, fingerprint, work
+        )
 
 
 @router.post("/cards", status_code=201, summary="Store a card (Stripe payment method) with its authorization")

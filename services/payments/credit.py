@@ -6,13 +6,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.payments import repository as repo
 from services.payments.api import answer, ctx_of
 from services.payments.db import credit_entries
 from services.payments.schemas import CreditAdjustmentIn
 from shared.auth import CurrentPrincipal, StaffPrincipal, ensure_client_access
-from shared.http import ApiError, decode_cursor, encode_cursor, idempotent_replay, idempotent_store, request_fingerprint
+from shared.http import ApiError, decode_cursor, encode_cursor, idempotent_answer, request_fingerprint
 from shared.runtime import ServiceDep
 
 router = APIRouter(prefix="/v1/clients/{client_id}", tags=["credit"])
@@ -74,10 +75,8 @@ async def adjust_credit(
     fingerprint = request_fingerprint(
         "POST", f"/v1/clients/{client_id}/credit-adjustments", body.model_dump(exclude={"idempotency_key"})
     )
-    async with ctx.svc.db.transaction() as session:
-        replay = await idempotent_replay(session, ctx.svc.idempotency_table, principal.practice_id, key, fingerprint)
-        if replay:
-            return answer(replay)
+
+    async def work(session: AsyncSession) -> tuple[int, Any]:
         await repo.lock_client(session, principal.practice_id, client_id)
         await ctx.credit(session, principal.practice_id, client_id, body.kind, body.amount_cents, reason=body.reason)
         row = (
@@ -88,12 +87,16 @@ async def adjust_credit(
                 .limit(1)
             )
         ).one()
-        result = (
+        return (
             201,
             {
                 "entry": entry_view(row),
                 "balance_cents": await repo.credit_balance(session, principal.practice_id, client_id),
             },
         )
-        await idempotent_store(session, ctx.svc.idempotency_table, principal.practice_id, key, *result)
+
+    async with ctx.svc.db.transaction() as session:
+        result = await idempotent_answer(
+            session, ctx.svc.idempotency_table, principal.practice_id, key, fingerprint, work
+        )
     return answer(result)

@@ -10,13 +10,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.payments.api import answer, ctx_of
 from services.payments.db import expected_receivables, remittance_lines, remittances
 from services.payments.domain import reconcile_session
 from services.payments.schemas import RemittanceIn
 from shared.auth import StaffPrincipal
-from shared.http import ApiError, idempotent_replay, idempotent_store, request_fingerprint
+from shared.http import ApiError, idempotent_answer, request_fingerprint
 from shared.runtime import ServiceDep
 
 router = APIRouter(prefix="/v1", tags=["third-party payers"])
@@ -38,10 +39,8 @@ async def record_remittance(
     ctx = ctx_of(service)
     key = idempotency_key or body.idempotency_key
     fingerprint = request_fingerprint("POST", "/v1/payer-remittances", body.model_dump(exclude={"idempotency_key"}))
-    async with ctx.svc.db.transaction() as session:
-        replay = await idempotent_replay(session, ctx.svc.idempotency_table, principal.practice_id, key, fingerprint)
-        if replay:
-            return answer(replay)
+
+    async def work(session: AsyncSession) -> tuple[int, Any]:
         exists = await session.scalar(
             select(remittances.c.id).where(
                 remittances.c.practice_id == principal.practice_id,
@@ -76,7 +75,7 @@ async def record_remittance(
                 for line in body.lines
             ],
         )
-        result = (
+        return (
             201,
             {
                 "id": remittance_id,
@@ -87,7 +86,11 @@ async def record_remittance(
                 "lines": [line.model_dump() for line in body.lines],
             },
         )
-        await idempotent_store(session, ctx.svc.idempotency_table, principal.practice_id, key, *result)
+
+    async with ctx.svc.db.transaction() as session:
+        result = await idempotent_answer(
+            session, ctx.svc.idempotency_table, principal.practice_id, key, fingerprint, work
+        )
     return answer(result)
 
 

@@ -4,7 +4,6 @@ idempotency key (our payment id), which Stripe answers with the original intent 
 charging again. A pending refund is retried the same way (key: our refund id). One replica
 at a time (advisory lock)."""
 
-import asyncio
 import datetime as dt
 import logging
 import zlib
@@ -17,6 +16,7 @@ from services.payments.recording import charge_online, settle_intent
 from services.payments.refunds import reverse_refund, settle_refund
 from services.payments.service import Payments
 from services.payments.stripe_gateway import StripeDeclined, StripeUnavailable
+from shared.polling import every
 
 log = logging.getLogger(__name__)
 LOCK_ID = zlib.crc32(b"payments:reconciler")
@@ -73,13 +73,9 @@ def reconciler_loop(ctx: Payments) -> Callable[[], Awaitable[None]]:
     interval = ctx.settings.payments_reconcile_interval_s
 
     async def loop() -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await reconcile_pending(ctx, older_than=dt.timedelta(seconds=interval))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("payment reconciler pass failed")
+        await every(
+            interval, lambda: reconcile_pending(ctx, older_than=dt.timedelta(seconds=interval)), log=log,
+            failure="payment reconciler pass failed", run_at_start=False,
+        )  # fmt: skip
 
     return loop

@@ -72,6 +72,39 @@ async def test_auto_share_shares_new_bills_after_the_delay(practice) -> None:
     assert shared["shared"] is True and shared["share_scheduled_at"] is None
 
 
+async def test_auto_share_shares_new_statements_and_superbills_after_the_delay(practice) -> None:
+    await practice.send(topics.SCHEDULING, example_event("ClinicianUpserted"), key="clin")
+    await practice.put(
+        "/v1/settings", {**PRACTICE_INFO, "auto_share_statements": True, "auto_share_superbills": True,
+                         "auto_share_delay_hours": 3},
+    )  # fmt: skip
+    cid, sid = uid("client"), uid("sess")
+    await practice.client(cid)
+    await practice.session(sid, cid, example="insurance-telehealth", date_of_service="2026-11-03")
+    await practice.billed(cid, [sid])
+    r = await practice.post("/v1/statements", {"client_id": cid, "start_date": "2026-11-01", "end_date": "2026-11-30"})
+    assert r.status_code == 201, r.text
+    statement = r.json()
+    r = await practice.post("/v1/superbills", {"client_id": cid, "session_ids": [sid]})
+    assert r.status_code == 201, r.text
+    superbill = r.json()
+    for doc in (statement, superbill):
+        scheduled = dt.datetime.fromisoformat(doc["share_scheduled_at"])
+        assert scheduled == dt.datetime.fromisoformat(doc["created_at"]) + dt.timedelta(hours=3)
+        assert doc["shared"] is False
+    latest = max(dt.datetime.fromisoformat(d["share_scheduled_at"]) for d in (statement, superbill))
+    early = min(dt.datetime.fromisoformat(d["share_scheduled_at"]) for d in (statement, superbill))
+    before = await run(practice, "auto_share", (early - dt.timedelta(minutes=1)).isoformat())
+    assert before == {"job": "auto_share", "shared": 0}
+    assert await run(practice, "auto_share", latest.isoformat()) == {"job": "auto_share", "shared": 2}
+    for path in (f"/v1/statements/{statement['id']}", f"/v1/superbills/{superbill['id']}"):
+        shared = (await practice.get(path)).json()
+        assert shared["shared"] is True and shared["share_scheduled_at"] is None
+    events = await practice.events(lambda es: {"StatementShared", "SuperbillShared"} <= {e["event_type"] for e in es})
+    assert [e["event_type"] for e in events].count("StatementShared") == 1
+    assert [e["event_type"] for e in events].count("SuperbillShared") == 1
+
+
 async def _count(ids, n: int) -> bool:
     return len(await ids) == n
 

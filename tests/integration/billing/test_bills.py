@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 
 import pytest
+from sqlalchemy import event
 
 from shared import topics
 from tests.conftest import eventually, example_event
@@ -331,3 +332,36 @@ async def test_lists_filter_and_page_newest_first(practice) -> None:
     assert r.status_code == 422
     r = await practice.get("/v1/bills", params={"cursor": "!!"})
     assert r.status_code == 422
+
+
+async def test_bill_list_reads_all_lines_and_payments_in_one_query_each(practice) -> None:
+    """GET /v1/bills snapshots its whole page with one query for lines and one for payment
+    facts (no query per bill), and each item is what GET /v1/bills/{id} answers."""
+    cid = uid("client")
+    await practice.client(cid)
+    sids = [uid("sess") for _ in range(3)]
+    for sid in sids:
+        await practice.session(sid, cid)
+    made = [await practice.billed(cid, [sid]) for sid in sids]
+    await practice.payment(cid, [(made[0]["id"], 1000)])
+    await eventually(lambda: _when(practice.bill(made[0]["id"]), lambda b: b["paid_cents"] == 1000))
+
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        if "bill_lines" in statement or "bill_payments" in statement:
+            seen.append(statement)
+
+    engine = practice.svc.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        r = await practice.get("/v1/bills", params={"client_id": cid})
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    assert [b["id"] for b in items] == [m["id"] for m in reversed(made)]
+    assert len(seen) == 2, seen
+    for item in items:
+        assert item == await practice.bill(item["id"])
+    assert items[-1]["paid_cents"] == 1000 and items[-1]["payments"][0]["amount_cents"] == 1000

@@ -139,6 +139,13 @@ async def test_clients_see_only_their_own_documents(documents, publish) -> None:
     assert other.status_code == 404
 
 
+async def test_ops_endpoints_and_the_asyncapi_document(documents) -> None:
+    _, http = documents
+    assert (await http.get("/readyz")).json()["status"] == "ok"
+    spec = json.dumps((await http.get("/asyncapi.json")).json())
+    assert "DocumentRendered" in spec and "DocumentFailed" in spec
+
+
 async def test_list_pages_newest_first_with_a_cursor(documents, publish) -> None:
     svc, http = documents
     bill_id = f"bill-{uuid.uuid4()}"
@@ -220,7 +227,7 @@ async def test_the_service_keeps_answering_while_it_renders(documents, publish) 
         assert (await http.get("/healthz")).status_code == 200
         slowest = max(slowest, time.perf_counter() - start)
         await asyncio.sleep(0.02)
-    assert slowest < 0.25, f"health check took {slowest:.3f}s while rendering"
+    assert slowest < 0.5, f"health check took {slowest:.3f}s while rendering"
     for bill in bills:
         [doc] = await eventually(lambda b=bill: versions(http, b.id))
         assert doc["pages"] >= 4

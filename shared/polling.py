@@ -1,0 +1,58 @@
+"""Background loops that run until their task is cancelled. A failed pass is logged and
+retried, never ends the loop: only cancellation (shutdown) does."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+
+async def drain_then_wait(
+    step: Callable[[], Awaitable[int]],
+    wake: asyncio.Event,
+    *,
+    poll_seconds: float,
+    log: logging.Logger,
+    what: str,
+    error_pause_seconds: float = 1,
+) -> None:
+    """Run `step` again at once while it finds work (it returns how much it did); when it finds
+    none, wait for `wake` (set on a local commit) or `poll_seconds`, whichever comes first.
+    After a failure, log it and pause `error_pause_seconds` before the next pass."""
+    while True:
+        try:
+            done = await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; retrying", what)
+            done = 0
+            await asyncio.sleep(error_pause_seconds)
+        if done:
+            continue
+        wake.clear()
+        try:
+            await asyncio.wait_for(wake.wait(), timeout=poll_seconds)
+        except TimeoutError:
+            pass
+
+
+async def every(
+    seconds: float,
+    step: Callable[[], Awaitable[object]],
+    *,
+    log: logging.Logger,
+    failure: str,
+    run_at_start: bool = True,
+) -> None:
+    """Run `step` every `seconds` (the first pass at once, or after `seconds` unless
+    `run_at_start`). A failed pass is logged with `failure`; the next comes as scheduled."""
+    if not run_at_start:
+        await asyncio.sleep(seconds)
+    while True:
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(failure)
+        await asyncio.sleep(seconds)
