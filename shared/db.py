@@ -67,6 +67,9 @@ def service_metadata(schema: str) -> MetaData:
     return metadata
 
 
+SIGNALS = "after_commit_signals"
+
+
 class Database:
     """Engine + sessions for one schema. `transaction()` is the unit of work; listeners run
     after each commit (the outbox relay wakes up on them)."""
@@ -81,17 +84,27 @@ class Database:
             connect_args={"server_settings": {"search_path": schema}},
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._after_commit: list[Callable[[], None]] = []
+        self._after_commit: dict[str, list[Callable[[], None]]] = {}
 
-    def on_commit(self, callback: Callable[[], None]) -> None:
-        self._after_commit.append(callback)
+    def on_commit(self, signal: str, callback: Callable[[], None]) -> None:
+        """Call `callback` after each commit of a transaction that raised `signal` (see `signal`).
+        Only those: a listener woken by every commit would wake the others in turn, forever."""
+        self._after_commit.setdefault(signal, []).append(callback)
+
+    @staticmethod
+    def signal(session: AsyncSession, name: str) -> None:
+        """Mark the transaction: its commit wakes the `name` listeners (e.g. the outbox relay)."""
+        session.info.setdefault(SIGNALS, set()).add(name)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session, session.begin():
-            yield session
-        for callback in self._after_commit:
-            callback()
+        async with self.sessions() as session:
+            async with session.begin():
+                yield session
+            signals = session.info.pop(SIGNALS, set())
+        for name in signals:
+            for callback in self._after_commit.get(name, ()):
+                callback()
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -24,6 +24,8 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
+OUTBOX_SIGNAL = "outbox"
+
 
 @dataclass(frozen=True)
 class OutboundMessage:
@@ -63,6 +65,7 @@ class Outbox:
         ]
         if rows:
             await session.execute(insert(self.table), rows)
+            Database.signal(session, OUTBOX_SIGNAL)
 
 
 class OutboxRelay:
@@ -85,7 +88,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock_id = zlib.crc32(f"outbox:{db.schema}".encode())
-        db.on_commit(self._wake.set)
+        db.on_commit(OUTBOX_SIGNAL, self._wake.set)
 
     async def relay_once(self) -> int:
         """Publish one batch; returns how many rows it sent (0 if another replica holds the lock)."""

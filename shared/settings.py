@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     card_expiry_scan_seconds: int = 3600
     consumer_max_retries: int = 3
     consumer_retry_backoff_ms: int = 200
-    outbox_poll_ms: int = 50
+    outbox_poll_ms: int = 200
     log_level: str = "INFO"
 
     def database_url(self, service: str) -> str:

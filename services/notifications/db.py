@@ -21,6 +21,9 @@ from shared.db import service_metadata
 
 metadata = service_metadata("notifications")
 
+# Raised by a transaction after which the sender may have an email to send (see Database.signal).
+EMAIL_SIGNAL = "email"
+
 deliveries = Table(
     "deliveries",
     metadata,

@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifications.db import (
+    EMAIL_SIGNAL,
     bill_balances,
     cards,
     client_contacts,
@@ -18,6 +19,7 @@ from services.notifications.db import (
     rendered_documents,
 )
 from services.notifications.domain import Contact
+from shared.db import Database
 from shared.events import BillSnapshot, CardAuthorized, DocumentRendered, PracticeInfo
 
 
@@ -47,6 +49,7 @@ async def record_rendered(session: AsyncSession, practice_id: str, doc: Document
             where=rendered_documents.c.version <= stmt.excluded.version,
         )
     )
+    Database.signal(session, EMAIL_SIGNAL)  # a share waiting for this PDF can go now
 
 
 async def upsert_contact(session: AsyncSession, practice_id: str, client_id: str, contact: Contact) -> None:

@@ -11,11 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifications.compose import Bodies
 from services.notifications.db import (
+    EMAIL_SIGNAL,
     deliveries,
     notifications,
     rendered_documents,
 )
 from services.notifications.domain import Channel, Contact, Draft
+from shared.db import Database
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ async def queue_delivery(
         .on_conflict_do_nothing()
         .returning(deliveries.c.id)
     )
+    if inserted is not None:
+        Database.signal(session, EMAIL_SIGNAL)
     return inserted is not None
 
 
@@ -222,6 +226,7 @@ async def requeue_failed(session: AsyncSession, practice_id: str, email_id: str,
         .with_for_update()
     )
     if status == "failed":
+        Database.signal(session, EMAIL_SIGNAL)
         await session.execute(
             update(d)
             .where(d.c.id == email_id)

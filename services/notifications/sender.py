@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 
 from services.notifications import repository as repo
+from services.notifications.db import EMAIL_SIGNAL
 from services.notifications.domain import (
     FailureKind,
     after_failure,
@@ -42,7 +43,7 @@ class DeliverySender:
         self.mailer = mailer
         self.http = http
         self._wake = asyncio.Event()
-        svc.db.on_commit(self._wake.set)
+        svc.db.on_commit(EMAIL_SIGNAL, self._wake.set)
 
     async def run(self) -> None:
         poll = self.settings.notifications_poll_ms / 1000
