@@ -3,6 +3,7 @@ after bounded retries, offsets committed only after the DB commit, outbox relay 
 
 import asyncio
 import functools
+import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -20,6 +21,7 @@ from shared.consumer import consumer_group
 from shared.db import service_metadata
 from shared.events import ClientNotification, Envelope, Recipient, new_envelope
 from shared.outbox import OutboundMessage, OutboxRelay
+from shared.polling import drain_then_wait
 from shared.runtime import Service
 from shared.settings import Settings
 from tests.conftest import eventually, example_event, isolated_topics, read_topic
@@ -259,3 +261,36 @@ async def test_batch_handlers_get_runs_of_one_type_in_order(messaging_settings: 
     assert order == [e["event_id"] for e in published]
     assert sum(runs) == 3 and max(runs) >= 1
     assert len(runs) >= 2, "the ClientUpserted between them splits the sessions into two runs"
+
+
+async def test_idle_loops_do_not_wake_each_other(messaging_settings: Settings) -> None:
+    """Two commit listeners (the relay and another poller) must not ping-pong when idle."""
+    svc = await fresh_service(messaging_settings)
+    calls = {"relay": 0, "other": 0}
+    relay_once = svc.relay.relay_once
+
+    async def counted_relay() -> int:
+        calls["relay"] += 1
+        return await relay_once()
+
+    svc.relay.relay_once = counted_relay  # type: ignore[method-assign]
+    other_wake = asyncio.Event()
+    svc.db.on_commit("other", other_wake.set)
+
+    async def other_step() -> int:
+        calls["other"] += 1
+        async with svc.db.transaction() as session:
+            await session.execute(select(1))
+        return 0
+
+    async def other_loop() -> None:
+        await drain_then_wait(other_step, other_wake, poll_seconds=0.02, log=logging.getLogger("t"), what="other")
+
+    svc.background(other_loop)
+    await svc.start()
+    try:
+        await asyncio.sleep(1)
+    finally:
+        await svc.stop()
+    # Polling every 20 ms gives about 50 passes a second each; a wake-up loop gives thousands.
+    assert calls["relay"] < 120 and calls["other"] < 120, calls
