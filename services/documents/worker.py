@@ -43,6 +43,7 @@ class RenderWorker:
         try:
             while True:
                 await self._slots.acquire()
+                self._wake.clear()  # before claiming: a job committed meanwhile wakes the next wait
                 try:
                     job = await self._claim()
                 except Exception:
@@ -64,7 +65,6 @@ class RenderWorker:
         self._slots.release()
 
     async def _idle(self) -> None:
-        self._wake.clear()
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
         except TimeoutError:

@@ -45,6 +45,8 @@ def test_bill_pdf_says_what_a_bill_must() -> None:
     assert out.pages == 1 and len(out.sha256) == 64
     png = keep_sample("bill-insurance", out.pdf)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    poppler = subprocess.run(["pdftotext", "-layout", "-", "-"], input=out.pdf, capture_output=True, check=True)
+    assert "Bill number 1042 Access code 482913" in " ".join(poppler.stdout.decode().split()), "copyable as printed"
 
 
 def test_a_long_bill_breaks_across_pages_with_the_header_repeated() -> None:

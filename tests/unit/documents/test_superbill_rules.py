@@ -138,3 +138,12 @@ def test_minor_needs_a_responsible_party_and_patient_a_birth_date() -> None:
 def test_insurance_when_given_needs_payer_and_member_id() -> None:
     source = samples.superbill(insurance={"payer_name": "Aetna", "member_id": ""})
     assert problems_of(source) == ["insurance.member_id is required"]
+
+
+def test_rules_take_plain_mappings_as_billing_builds_them() -> None:
+    source = samples.superbill()
+    body = dict(source.body)
+    assert superbill_problems(source.practice, source.patient, body) == []
+    unknown_clinician = {**samples.superbill_line(0), "provider": None}
+    problems = superbill_problems(source.practice, source.patient, {**body, "lines": [unknown_clinician]})
+    assert problems == ["lines[0].provider is required"]
