@@ -1,12 +1,16 @@
 """The e2e tier: the four services as processes, driven only through the contract."""
 
-from collections.abc import AsyncIterator, Iterator
+import functools
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
+from shared import admin
 from shared.auth import issue_token
 from shared.settings import Settings
+from tests.conftest import isolated_topics
 from tests.processes import SmtpInbox, Stack, running_services, smtp_server
 
 
@@ -18,9 +22,16 @@ def smtp_inbox() -> Iterator[tuple[SmtpInbox, int]]:
 
 @pytest.fixture(scope="session")
 async def stack(test_settings: Settings, smtp_inbox: tuple[SmtpInbox, int]) -> AsyncIterator[Stack]:
+    """A database and topics of its own: the processes must not consume what the integration
+    tests publish, nor compete with their in-process services for work."""
     inbox, port = smtp_inbox
-    async with running_services(test_settings, inbox, port) as running:
-        yield running
+    own = await isolated_topics(test_settings.model_copy(update={"pg_database": f"{test_settings.pg_database}_e2e"}))
+    await admin.ensure_database(own)
+    try:
+        async with running_services(own, inbox, port) as running:
+            yield running
+    finally:
+        await admin.drop_database(own, own.pg_database)
 
 
 @pytest.fixture
@@ -32,3 +43,9 @@ def staff_headers() -> dict[str, str]:
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=10) as client:
         yield client
+
+
+@pytest.fixture
+def publish(publish: Callable[..., Any], stack: Stack) -> Callable[..., Any]:
+    """Upstream publishes to the e2e stack's topics."""
+    return functools.partial(publish, settings=stack.settings)
