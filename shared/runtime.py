@@ -2,6 +2,7 @@
 HTTP app with ops endpoints, lifespan. A service's app.py only says what is specific to it."""
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -117,6 +118,9 @@ class Service:
         self.relay.start()
         await self.broker.start()
         self._running = [asyncio.create_task(t()) for t in self._tasks]
+        # Everything loaded at start-up lives for the whole process: keep it out of the garbage
+        # collector's full passes, which otherwise stall the hot consume loop (~25% of ingest).
+        gc.freeze()
         log.info("%s started", self.name)
 
     async def stop(self) -> None:
