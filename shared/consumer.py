@@ -190,6 +190,6 @@ class EventConsumer:
         )
         async def consume(msg: KafkaMessage) -> None:
             raw = msg.raw_message
-            records = raw if isinstance(raw, tuple) else (raw,)
+            records = raw if isinstance(raw, tuple | list) else (raw,)
             await consumer.process(records)
             await msg.ack()

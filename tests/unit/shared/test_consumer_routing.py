@@ -1,0 +1,71 @@
+"""The consumer's routing in memory (FastStream's TestKafkaBroker, no broker, no database):
+what cannot be an event goes to the DLQ with the reason; events no handler wants are skipped."""
+
+import json
+from collections.abc import Sequence
+
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+
+from shared import topics
+from shared.consumer import EventConsumer, consumer_group
+from shared.outbox import OutboundMessage
+from shared.settings import Settings
+from tests.conftest import example_event
+
+
+class RecordingPublisher:
+    def __init__(self) -> None:
+        self.sent: list[OutboundMessage] = []
+
+    async def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
+        self.sent.extend(messages)
+
+
+def consumer(dlq: RecordingPublisher, handled: list[str]) -> tuple[KafkaBroker, EventConsumer]:
+    broker = KafkaBroker()
+
+    async def never(session, event) -> None:  # pragma: no cover - a database would be needed
+        handled.append(event.event_id)
+
+    c = EventConsumer(
+        service="billing",
+        topic=topics.SCHEDULING,
+        db=None,  # type: ignore[arg-type]  # no event here reaches the database
+        inbox=None,  # type: ignore[arg-type]
+        handlers={"SessionVoided": never},
+        dlq_publisher=dlq,
+        settings=Settings(),
+    )
+    c.subscribe(broker)
+    return broker, c
+
+
+async def test_bad_messages_are_dead_lettered_with_the_reason() -> None:
+    dlq = RecordingPublisher()
+    handled: list[str] = []
+    broker, _ = consumer(dlq, handled)
+    async with TestKafkaBroker(broker) as br:
+        await br.publish(b"not json at all", topic=topics.SCHEDULING, key=b"client-1")
+        bad = example_event("SessionCompleted-self-pay")
+        bad["data"]["session"]["services"][0]["fee_cents"] = "lots"
+        await br.publish(json.dumps(bad).encode(), topic=topics.SCHEDULING, key=b"client-1")
+    assert [m.topic for m in dlq.sent] == [topics.dlq(topics.SCHEDULING)] * 2
+    assert "not JSON" in dlq.sent[0].headers["error"]
+    assert "fee_cents" in dlq.sent[1].headers["error"]
+    assert dlq.sent[1].headers["error-type"] == "BadEvent"
+    assert dlq.sent[0].value == b"not json at all" and dlq.sent[0].key == "client-1"
+    assert handled == []
+
+
+async def test_events_without_a_handler_are_skipped_not_dead_lettered() -> None:
+    dlq = RecordingPublisher()
+    handled: list[str] = []
+    broker, _ = consumer(dlq, handled)
+    async with TestKafkaBroker(broker) as br:
+        await br.publish(json.dumps(example_event("ClinicianUpserted")).encode(), topic=topics.SCHEDULING)
+    assert dlq.sent == [] and handled == []
+
+
+def test_each_service_and_topic_has_its_own_consumer_group() -> None:
+    assert consumer_group("billing", topics.SCHEDULING) != consumer_group("billing", topics.PAYMENTS)
+    assert consumer_group("billing", topics.SCHEDULING) != consumer_group("payments", topics.SCHEDULING)
