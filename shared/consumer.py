@@ -184,6 +184,9 @@ class EventConsumer:
             group_id=consumer_group(self.service, self.topic),
             batch=True,
             max_records=max_records,
+            # FastStream sleeps this long after an empty poll: it bounds the latency an idle
+            # consumer adds to the next event.
+            batch_timeout_ms=self.settings.consumer_poll_ms,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL,
             title=f"{self.service}:{self.topic}",

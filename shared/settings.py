@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     notifications_poll_ms: int = 200
     card_expiry_notice_days: int = 30
     card_expiry_scan_seconds: int = 3600
+    consumer_poll_ms: int = 20
     consumer_max_retries: int = 3
     consumer_retry_backoff_ms: int = 200
     outbox_poll_ms: int = 200
