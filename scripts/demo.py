@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import stripe
 from aiokafka import AIOKafkaProducer
 
 from shared import topics
@@ -213,9 +214,71 @@ async def main() -> int:
               f"balance {format_money(b1['balance_cents'])}")  # fmt: skip
         print(f"          check {format_money(b2['paid_cents'])} on bill #{b2['number']} → {b2['status']}, "
               f"balance {format_money(b2['balance_cents'])}")  # fmt: skip
+        await rest_of_the_month(http, settings, run, bills, clients, billing, payments)
     print(f"\nAPIs: billing {billing}/docs, payments {payments}/docs, documents {documents}/docs, "
           f"notifications {notifications}/docs. Stop everything with ./dev stop.")  # fmt: skip
     return 0
+
+
+async def rest_of_the_month(
+    http: httpx.AsyncClient,
+    settings: Any,
+    run: str,
+    bills: list[dict[str, Any]],
+    clients: list[dict[str, Any]],
+    billing: str,
+    payments: str,
+) -> None:
+    """A card on file charged through Stripe (localstripe here), a refund that reopens a bill,
+    a statement and a superbill."""
+    third, first = bills[2], bills[0]
+    stripe_client = stripe.StripeClient(
+        settings.stripe_api_key, base_addresses={"api": settings.stripe_api_base}, http_client=stripe.HTTPXClient()
+    )
+    method = await stripe_client.v1.payment_methods.create_async(
+        {"type": "card", "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "123"}}
+    )
+    r = await http.post(f"{payments}/v1/clients/{third['client_id']}/cards", json={
+        "stripe_payment_method_id": method.id, "make_default": True,
+        "authorization": {"signed_by": "Wei Chen", "signed_at": dt.datetime.now(dt.UTC).isoformat(),
+                          "method": "portal", "consent_version": "v1"}})  # fmt: skip
+    r.raise_for_status()
+    card = r.json()
+    r = await http.post(f"{payments}/v1/payments", json={
+        "client_id": third["client_id"], "bill_id": third["id"], "payer": "client", "method": "card",
+        "online": True, "card_id": card["id"], "amount_cents": third["balance_cents"]})  # fmt: skip
+    r.raise_for_status()
+    charge = r.json()
+    print(f"payments: card {card.get('brand', '')} ••{card.get('last4', '')} charged through Stripe "
+          f"({charge.get('stripe_payment_intent_id')}): {charge['status']}")  # fmt: skip
+
+    payment = (await http.get(f"{payments}/v1/payments", params={"bill_id": first["id"]})).json()["items"][0]
+    r = await http.post(f"{payments}/v1/payments/{payment['id']}/refunds",
+                        json={"amount_cents": 2000, "reason": "session shortened"})  # fmt: skip
+    r.raise_for_status()
+
+    async def reopened() -> dict[str, Any] | None:
+        bill = (await http.get(f"{billing}/v1/bills/{first['id']}")).json()
+        return bill if bill["status"] == "open" and bill["balance_cents"] == 2000 else None
+
+    bill = await wait_for(reopened, "the refund to reopen the bill")
+    print(f"payments: refunded {format_money(2000)} of the cash payment → bill #{bill['number']} "
+          f"{bill['status']} again, balance {format_money(bill['balance_cents'])}")  # fmt: skip
+
+    r = await http.post(f"{billing}/v1/statements", json={
+        "client_id": first["client_id"], "start_date": "2026-11-01", "end_date": "2026-11-30"})  # fmt: skip
+    r.raise_for_status()
+    statement = r.json()
+    print(f"billing: statement #{statement['number']} for November: opening "
+          f"{format_money(statement['opening_balance_cents'])}, closing "
+          f"{format_money(statement['closing_balance_cents'])}")  # fmt: skip
+    r = await http.post(f"{billing}/v1/superbills", json={
+        "client_id": third["client_id"], "start_date": "2026-11-01", "end_date": "2026-11-30"})  # fmt: skip
+    if r.status_code == 201:
+        print(f"billing: superbill #{r.json()['number']} for {clients[2]['first_name']} {clients[2]['last_name']} "
+              "(CMS-1500 fields checked) → documents renders it")  # fmt: skip
+    else:
+        print(f"billing: superbill refused: {r.json()['error']['message']}")
 
 
 if __name__ == "__main__":
