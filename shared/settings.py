@@ -4,6 +4,7 @@ from functools import lru_cache
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_PORTS = {"billing": 8001, "payments": 8002, "documents": 8003, "notifications": 8004}
 
 
@@ -87,7 +88,9 @@ class Settings(BaseSettings):
         explicit = getattr(self, f"{service}_database_url")
         if explicit:
             return explicit
-        return f"postgresql+asyncpg://{service}:{service}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
+        url = f"postgresql+asyncpg://{service}:{service}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
+        # TLS to a database on this host only costs CPU; a remote one is given explicitly.
+        return f"{url}?ssl=disable" if self.pg_host in LOOPBACK else url
 
     def http_port(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))

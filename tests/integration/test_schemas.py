@@ -10,7 +10,8 @@ pytestmark = pytest.mark.integration
 
 
 def dsn(settings: Settings, service: str) -> str:
-    return settings.database_url(service).replace("postgresql+asyncpg://", "postgresql://")
+    """The service's own role, as a plain asyncpg DSN (SQLAlchemy's query options dropped)."""
+    return settings.database_url(service).replace("postgresql+asyncpg://", "postgresql://").split("?")[0]
 
 
 async def test_a_service_role_cannot_touch_another_services_schema(test_settings: Settings) -> None:
