@@ -166,12 +166,13 @@ status() {
 
 run_tests() {
   # Stop at the end only what this run started.
-  local before; before=$(ls "$STATE/run" 2>/dev/null | tr '\n' ' ')
+  # Global, not local: the EXIT trap runs after this function has returned.
+  STARTED_BEFORE=$(ls "$STATE/run" 2>/dev/null | tr '\n' ' ')
   cleanup() {
     for f in "$STATE"/run/*.pid "$STATE"/run/postgres.started; do
       [ -e "$f" ] || continue
       local b; b=$(basename "$f")
-      case " $before " in *" $b "*) continue ;; esac
+      case " $STARTED_BEFORE " in *" $b "*) continue ;; esac
       case "$b" in
         postgres.started) pg_ctlcluster "$PG_VERSION" main stop || true; rm -f "$f" ;;
         *.pid) stop_bg "${b%.pid}" ;;
