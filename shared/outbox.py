@@ -40,10 +40,6 @@ class Publisher(Protocol):
         """Publish all, in order, returning only once the broker has acknowledged every one."""
 
 
-def headers_for(envelope: Envelope[Any]) -> dict[str, str]:
-    return {"event-type": envelope.event_type, "event-id": envelope.event_id}
-
-
 class Outbox:
     """Stages events in a service's outbox table inside the caller's transaction."""
 

@@ -141,8 +141,6 @@ async def create_bill(
         raise domain.RuleViolation("invalid_sessions", "session_ids must be distinct and not empty", status=422)
     settings = await repo.load_settings(db, practice_id)
     client = await repo.get_client(db, practice_id, req.client_id)
-    if client is None:
-        raise domain.RuleViolation("not_found", "client not found", status=404)
     rows = {r.id: r for r in await repo.lock_sessions(db, practice_id, req.session_ids)}
     fees = domain.MissedFees(settings.no_show_fee_cents, settings.late_cancel_fee_cents)
     lines: list[domain.Line] = []

@@ -134,11 +134,14 @@ def session_row(practice_id: str, session: Session, as_of: dt.datetime) -> dict[
     }
 
 
-async def get_client(db: AsyncSession, practice_id: str, client_id: str) -> Client | None:
+async def get_client(db: AsyncSession, practice_id: str, client_id: str) -> Client:
+    """The client as scheduling last described it; 404 while billing has not heard of them."""
     data = await db.scalar(
         select(clients.c.data).where(clients.c.practice_id == practice_id, clients.c.id == client_id)
     )
-    return Client.model_validate(data) if data else None
+    if not data:
+        raise domain.RuleViolation("not_found", "client not found", status=404)
+    return Client.model_validate(data)
 
 
 async def session_bill(db: AsyncSession, practice_id: str, session_id: str) -> uuid.UUID | None:

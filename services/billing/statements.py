@@ -84,8 +84,6 @@ async def create_statement(
         raise domain.RuleViolation("invalid_range", "end_date is before start_date", status=422)
     settings = await repo.load_settings(db, practice_id)
     client = await repo.get_client(db, practice_id, client_id)
-    if client is None:
-        raise domain.RuleViolation("not_found", "client not found", status=404)
     body = ledger.statement_body(await client_ledger(db, practice_id, client_id, settings.timezone), start, end)
     body |= ledger.credit_section(await client_credit(db, practice_id, client_id, settings.timezone), start, end)
     body |= {"comments": comments, "currency": settings.currency}

@@ -180,8 +180,6 @@ async def create_superbill(
         raise domain.RuleViolation("invalid_range", "end_date is before start_date", status=422)
     settings = await repo.load_settings(db, practice_id)
     client = await repo.get_client(db, practice_id, client_id)
-    if client is None:
-        raise domain.RuleViolation("not_found", "client not found", status=404)
     rows = await _sessions(db, practice_id, client_id, session_ids, start, end)
     body = await build_body(db, practice_id, client, rows, start, end, pay_to)
     practice, patient = settings.info(), domain.patient(client)

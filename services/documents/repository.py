@@ -154,7 +154,3 @@ async def list_documents(
         query = query.where(tuple_(t.c.created_at, t.c.id) < tuple_(*after))
     query = query.order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit)
     return list((await session.execute(query)).all())
-
-
-async def pending_count(session: AsyncSession) -> int:
-    return await session.scalar(select(func.count()).where(t.c.status == "pending")) or 0
