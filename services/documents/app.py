@@ -17,7 +17,7 @@ def create_service(settings: Settings) -> Service:
     svc = Service("documents", settings, metadata)
     renderer = Renderer(settings.documents_render_workers)
     worker = RenderWorker(svc, renderer)
-    svc.consume(topics.BILLING, BillingEvents(on_new_job=worker.wake).handlers)
+    svc.consume(topics.BILLING, BillingEvents().handlers)
     svc.publishes(topics.DOCUMENTS, [DocumentRendered, DocumentFailed])
 
     async def start_pool() -> None:

@@ -24,6 +24,9 @@ from shared.db import service_metadata
 
 metadata = service_metadata("documents")
 
+# Raised by a transaction after which the render worker has a job to claim (see Database.signal).
+RENDER_SIGNAL = "render"
+
 documents = Table(
     "documents",
     metadata,

@@ -2,26 +2,23 @@
 worker, outside this transaction, so a consumer batch commits in milliseconds."""
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.documents import repository
+from services.documents.db import RENDER_SIGNAL
 from services.documents.domain import Kind, should_render
 from shared.consumer import Handler
+from shared.db import Database
 from shared.events import BillEvent, DocumentSource, Envelope, StatementCreated, SuperbillCreated
 
 log = logging.getLogger(__name__)
 
 
 class BillingEvents:
-    """Handlers for billing.events. `on_new_job` runs once the transaction that recorded a new
-    version commits (the render worker's wake-up)."""
-
-    def __init__(self, on_new_job: Callable[[], None]) -> None:
-        self.on_new_job = on_new_job
+    """Handlers for billing.events. A transaction that records a new version raises
+    RENDER_SIGNAL, so its commit wakes the render worker."""
 
     @property
     def handlers(self) -> dict[str, Handler]:
@@ -51,7 +48,7 @@ class BillingEvents:
             source=source,
         )  # fmt: skip
         if added:
-            event.listen(session.sync_session, "after_commit", lambda _: self.on_new_job(), once=True)
+            Database.signal(session, RENDER_SIGNAL)
 
     async def on_bill(self, session: AsyncSession, env: Envelope[BillEvent]) -> None:
         """BillCreated, BillUpdated, BillPaid, BillCancelled, BillShared: all carry the snapshot."""

@@ -7,10 +7,12 @@ import logging
 from typing import cast
 
 from services.documents import repository
+from services.documents.db import RENDER_SIGNAL
 from services.documents.domain import Kind, SourceProblem, prepare
 from services.documents.metrics import RENDER_SECONDS, RENDERED
 from services.documents.rendering import RenderedPdf, Renderer, RendererCrashed, RenderError
 from shared import topics
+from shared.db import Database
 from shared.events import DocumentFailed, DocumentRendered, new_envelope
 from shared.runtime import Service
 
@@ -31,12 +33,8 @@ class RenderWorker:
         # one job queued behind each one rendering, so no process idles while the next is claimed
         self._slots = asyncio.Semaphore(2 * renderer.workers)
         self._wake = asyncio.Event()
+        svc.db.on_commit(RENDER_SIGNAL, self._wake.set)
         self._tasks: set[asyncio.Task[None]] = set()
-
-    def wake(self) -> None:
-        """A job was just committed here: claim it now rather than at the next poll. (Not on
-        every commit: the outbox relay commits too, and the two would wake each other forever.)"""
-        self._wake.set()
 
     async def run(self) -> None:
         """Keep every render process busy: claim a job whenever a slot is free."""
@@ -126,4 +124,4 @@ class RenderWorker:
     async def _release(self, job: repository.Job) -> None:
         async with self.svc.db.transaction() as session:
             await repository.release_job(session, job.id)
-        self.wake()
+            Database.signal(session, RENDER_SIGNAL)
