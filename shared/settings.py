@@ -92,6 +92,10 @@ class Settings(BaseSettings):
         # TLS to a database on this host only costs CPU; a remote one is given explicitly.
         return f"{url}?ssl=disable" if self.pg_host in LOOPBACK else url
 
+    def platforms(self) -> frozenset[str]:
+        """`third_party_payers` as a set: session payers that pay the practice themselves."""
+        return frozenset(p.strip() for p in self.third_party_payers.split(",") if p.strip())
+
     def http_port(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))
 

@@ -118,11 +118,14 @@ async def unbilled_sessions(
     limit: Limit = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
-    """The Unbilled section: sessions with something to bill and no live bill, newest first.
+    """The Unbilled section: sessions with something to bill and no live bill, newest first
+    (sessions a third-party platform pays are not here: payments reconciles their payouts).
     `amount_cents` is the sum of the session's billable lines (fee_cents of each billable
     service above $0; a missed session's practice fee)."""
     async with svc.db.transaction() as db:
-        rows, next_cursor = await repo.unbilled_sessions(db, principal.practice_id, client_id, limit, cursor)
+        rows, next_cursor = await repo.unbilled_sessions(
+            db, principal.practice_id, client_id, limit, cursor, platforms=svc.settings.platforms()
+        )
     items = []
     for r in rows:
         fees = domain.MissedFees(r.no_show_fee_cents, r.late_cancel_fee_cents)
@@ -180,8 +183,9 @@ async def create_bill(
 
     async def work(db: AsyncSession) -> tuple[int, Any]:
         bill, snap = await bills.create_bill(
-            db, svc.outbox, principal.practice_id, req, now=now(), public_base_url=svc.settings.public_base_url
-        )
+            db, svc.outbox, principal.practice_id, req, now=now(), public_base_url=svc.settings.public_base_url,
+            platforms=svc.settings.platforms(),
+        )  # fmt: skip
         return 201, bills.view(bill, snap)
 
     return await run_write(svc, request, principal, key, body.model_dump(mode="json"), work)

@@ -21,9 +21,7 @@ def create_service(settings: Settings) -> Service:
     svc.consume(topics.PAYMENTS, handlers.payments_handlers(svc.outbox))
     svc.consume(topics.DOCUMENTS, {"DocumentRendered": handlers.document_rendered})
     svc.background(scheduler.share_loop(svc.db, svc.outbox, SHARE_POLL_SECONDS))
-    svc.background(
-        automation.automation_loop(svc.db, svc.outbox, settings.public_base_url, settings.billing_automation_interval_s)
-    )
+    svc.background(automation.automation_loop(svc.db, svc.outbox, settings))
     return svc
 
 

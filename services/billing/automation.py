@@ -27,6 +27,7 @@ from shared.db import Database
 from shared.outbox import Outbox
 from shared.polling import every
 from shared.runtime import ServiceDep
+from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["automation"])
@@ -48,7 +49,12 @@ async def practice_lock(db: AsyncSession, practice_id: str, *, wait: bool) -> bo
 
 
 async def create_bills(
-    db: AsyncSession, outbox: Outbox, practice_id: str, as_of: dt.datetime, public_base_url: str
+    db: AsyncSession,
+    outbox: Outbox,
+    practice_id: str,
+    as_of: dt.datetime,
+    public_base_url: str,
+    platforms: frozenset[str],
 ) -> dict[str, Any]:
     """The bill-creation run due at `as_of` (schedule.bill_run): daily one bill per unbilled
     session of the days before, weekly or monthly one bill per client. Responsibility, copay or
@@ -76,6 +82,7 @@ async def create_bills(
                 ~sessions.c.voided,
                 sessions.c.data.is_not(None),
                 sessions.c.date_of_service < run.before,
+                repo.client_billed(platforms),
             )
             .order_by(sessions.c.client_id, sessions.c.date_of_service, sessions.c.id)
         )
@@ -91,7 +98,7 @@ async def create_bills(
             async with db.begin_nested():
                 req = bills.BillRequest(client_id=client_id, session_ids=session_ids)
                 bill, _snap = await bills.create_bill(
-                    db, outbox, practice_id, req, now=as_of, public_base_url=public_base_url
+                    db, outbox, practice_id, req, now=as_of, public_base_url=public_base_url, platforms=platforms
                 )
             created.append({"bill_id": str(bill.id), "number": bill.number, "client_id": client_id,
                             "session_ids": session_ids})  # fmt: skip
@@ -202,7 +209,9 @@ async def run_job(
     async def work(db: AsyncSession) -> tuple[int, Any]:
         await practice_lock(db, principal.practice_id, wait=True)
         if body.job == "bill_creation":
-            return 200, await create_bills(db, svc.outbox, principal.practice_id, as_of, svc.settings.public_base_url)
+            return 200, await create_bills(
+                db, svc.outbox, principal.practice_id, as_of, svc.settings.public_base_url, svc.settings.platforms()
+            )
         if body.job == "superbill_creation":
             return 200, await create_superbills(db, svc.outbox, principal.practice_id, as_of)
         shared = await scheduler.share_due_in(db, svc.outbox, as_of, practice_id=principal.practice_id)
@@ -211,22 +220,22 @@ async def run_job(
     return await run_write(svc, request, principal, key, body.model_dump(mode="json"), work)
 
 
-def automation_loop(db: Database, outbox: Outbox, public_base_url: str, interval_seconds: float):
+def automation_loop(db: Database, outbox: Outbox, settings: Settings):
     """Every practice gets its automatic bill and superbill runs once per period, checked every
-    `interval_seconds` (0 = only on request); each practice's run under its advisory lock."""
+    `billing_automation_interval_s` (0 = only on request); each practice's run under its advisory lock."""
 
     async def run() -> None:
-        if interval_seconds <= 0:
+        if settings.billing_automation_interval_s <= 0:
             return
         await every(
-            interval_seconds, lambda: _run_due(db, outbox, public_base_url), log=log,
+            settings.billing_automation_interval_s, lambda: _run_due(db, outbox, settings), log=log,
             failure="automation run failed; retrying",
         )  # fmt: skip
 
     return run
 
 
-async def _run_due(db: Database, outbox: Outbox, public_base_url: str) -> None:
+async def _run_due(db: Database, outbox: Outbox, settings: Settings) -> None:
     async with db.transaction() as session:
         practices = (
             await session.execute(
@@ -240,7 +249,9 @@ async def _run_due(db: Database, outbox: Outbox, public_base_url: str) -> None:
                     continue
                 now_ = dt.datetime.now(dt.UTC)
                 if mode != "manual":
-                    await create_bills(session, outbox, practice_id, now_, public_base_url)
+                    await create_bills(
+                        session, outbox, practice_id, now_, settings.public_base_url, settings.platforms()
+                    )
                 await create_superbills(session, outbox, practice_id, now_)
         except Exception:
             log.exception("automation run for practice %s failed; next tick retries", practice_id)

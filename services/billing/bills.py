@@ -133,10 +133,18 @@ async def stage(outbox: Outbox, db: AsyncSession, practice_id: str, client_id: s
 
 
 async def create_bill(
-    db: AsyncSession, outbox: Outbox, practice_id: str, req: BillRequest, *, now: dt.datetime, public_base_url: str
+    db: AsyncSession,
+    outbox: Outbox,
+    practice_id: str,
+    req: BillRequest,
+    *,
+    now: dt.datetime,
+    public_base_url: str,
+    platforms: frozenset[str],
 ) -> tuple[Row[Any], BillSnapshot]:
     """A bill from unbilled sessions of one client. The sessions are locked, so of two
-    requests for the same session one creates the bill and the other gets 409."""
+    requests for the same session one creates the bill and the other gets 409. A session
+    paid by a third-party platform (`platforms`) is refused with 409."""
     if not req.session_ids or len(set(req.session_ids)) != len(req.session_ids):
         raise domain.RuleViolation("invalid_sessions", "session_ids must be distinct and not empty", status=422)
     settings = await repo.load_settings(db, practice_id)
@@ -152,6 +160,7 @@ async def create_bill(
             raise domain.RuleViolation("session_voided", f"session {sid} was voided")
         if row.bill_id is not None:
             raise domain.RuleViolation("session_already_billed", f"session {sid} is already on a bill")
+        domain.ensure_client_billable(sid, row.data["payer"], platforms)
         services = [SessionService.model_validate(s) for s in row.data["services"]]
         session_lines = domain.session_lines(sid, row.date_of_service, row.attendance, services, fees)
         if not session_lines:

@@ -1,20 +1,19 @@
 """HTTP routes for statements, a client's Documents tab and the balance check."""
 
 import datetime as dt
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import BigInteger, Row, cast, literal, null, select, tuple_, union_all
+from sqlalchemy import BigInteger, Row, String, cast, literal, null, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing import check, domain, statements, superbills
 from services.billing import repository as repo
 from services.billing.api import IdempotencyKey, Limit, ShareIn, now, run_share, run_write
-from services.billing.db import bills
+from services.billing.db import bills, sessions
 from services.billing.db import statements as statements_table
 from services.billing.db import superbills as superbills_table
 from services.billing.issued import IssuedKind
@@ -137,24 +136,35 @@ async def _share_issued(
 async def client_documents(
     client_id: str, svc: ServiceDep, principal: CurrentPrincipal, limit: Limit = 50, cursor: str | None = None
 ) -> dict[str, Any]:
-    """The client's Billing > Documents tab: bills, statements and superbills, newest first."""
+    """The client's Billing > Documents tab: bills, statements and superbills, newest first;
+    and the sessions a third-party platform pays (kind `third_party_session`, status
+    `paid_by_payer`, `payer` naming the platform), which are never billed to the client."""
     ensure_client_access(principal, client_id, "client")
-    b, s, sb = bills, statements_table, superbills_table
+    b, s, sb, se = bills, statements_table, superbills_table, sessions
+    no_payer = cast(null(), String).label("payer")
     docs = union_all(
-        select(literal("bill").label("kind"), b.c.id, b.c.number, b.c.status, b.c.issued_on, b.c.total_cents,
-               b.c.document_id, b.c.shared, b.c.created_at)
+        select(literal("bill").label("kind"), cast(b.c.id, String).label("id"), b.c.number, b.c.status, b.c.issued_on,
+               b.c.total_cents, b.c.document_id, b.c.shared, b.c.created_at, no_payer)
         .where(b.c.practice_id == principal.practice_id, b.c.client_id == client_id),
-        select(literal("statement").label("kind"), s.c.id, s.c.number, literal("issued").label("status"), s.c.issued_on,
-               cast(null(), BigInteger).label("total_cents"), s.c.document_id, s.c.shared, s.c.created_at)
+        select(literal("statement").label("kind"), cast(s.c.id, String).label("id"), s.c.number,
+               literal("issued").label("status"), s.c.issued_on, cast(null(), BigInteger).label("total_cents"),
+               s.c.document_id, s.c.shared, s.c.created_at, no_payer)
         .where(s.c.practice_id == principal.practice_id, s.c.client_id == client_id),
-        select(literal("superbill").label("kind"), sb.c.id, sb.c.number, literal("issued").label("status"),
-               sb.c.issued_on, sb.c.source["body"]["total_fee_cents"].as_integer().label("total_cents"),
-               sb.c.document_id, sb.c.shared, sb.c.created_at)
+        select(literal("superbill").label("kind"), cast(sb.c.id, String).label("id"), sb.c.number,
+               literal("issued").label("status"), sb.c.issued_on,
+               sb.c.source["body"]["total_fee_cents"].as_integer().label("total_cents"),
+               sb.c.document_id, sb.c.shared, sb.c.created_at, no_payer)
         .where(sb.c.practice_id == principal.practice_id, sb.c.client_id == client_id),
+        select(literal("third_party_session").label("kind"), se.c.id, cast(null(), BigInteger).label("number"),
+               literal("paid_by_payer").label("status"), se.c.date_of_service.label("issued_on"),
+               se.c.services_cents.label("total_cents"), cast(null(), String).label("document_id"),
+               literal(False).label("shared"), se.c.created_at, se.c.data["payer"].astext.label("payer"))
+        .where(se.c.practice_id == principal.practice_id, se.c.client_id == client_id, se.c.bill_id.is_(None),
+               ~se.c.voided, se.c.data.is_not(None), ~repo.client_billed(svc.settings.platforms())),
     ).subquery()  # fmt: skip
     query = select(docs).order_by(docs.c.created_at.desc(), docs.c.id.desc()).limit(limit + 1)
     if cursor:
-        created, doc_id = repo.cursor_key(cursor, dt.datetime.fromisoformat, uuid.UUID)
+        created, doc_id = repo.cursor_key(cursor, dt.datetime.fromisoformat, str)
         query = query.where(tuple_(docs.c.created_at, docs.c.id) < (created, doc_id))
     async with svc.db.transaction() as db:
         rows = (await db.execute(query)).all()
@@ -162,7 +172,7 @@ async def client_documents(
     items = [
         {
             "kind": r.kind,
-            "id": str(r.id),
+            "id": r.id,
             "number": r.number,
             "status": r.status,
             "issued_on": r.issued_on,
@@ -171,6 +181,7 @@ async def client_documents(
             "shared": r.shared,
             "created_at": r.created_at,
         }
+        | ({"payer": r.payer} if r.payer else {})
         for r in rows[:limit]
     ]
     return {"items": jsonable_encoder(items), "next_cursor": next_cursor}

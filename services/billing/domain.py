@@ -55,6 +55,16 @@ class Line:
     voided: bool = False
 
 
+def ensure_client_billable(session_id: str, payer: str, platforms: frozenset[str]) -> None:
+    """A session a third-party platform (Headway, Alma, ...) pays is an expected payout that
+    payments reconciles, never a charge to the client."""
+    if payer in platforms:
+        raise RuleViolation(
+            "session_paid_by_third_party",
+            f"session {session_id} is paid by {payer}: it is tracked as an expected payout, not billed to the client",
+        )
+
+
 def services_cents(services: Iterable[SessionService]) -> int:
     """What a session's own services charge: billable lines with a fee above $0."""
     return sum(s.fee_cents for s in services if s.billable and s.fee_cents > 0)

@@ -168,11 +168,22 @@ def _missed_fee() -> Any:
     )
 
 
+def client_billed(platforms: frozenset[str]) -> Any:
+    """SQL condition: the session's payer is not a third-party platform."""
+    return sessions.c.data["payer"].astext.not_in(sorted(platforms)) if platforms else literal(True)
+
+
 async def unbilled_sessions(
-    db: AsyncSession, practice_id: str, client_id: str | None, limit: int, cursor: str | None
+    db: AsyncSession,
+    practice_id: str,
+    client_id: str | None,
+    limit: int,
+    cursor: str | None,
+    *,
+    platforms: frozenset[str],
 ) -> tuple[Sequence[Row[Any]], str | None]:
-    """Sessions of known clients, not voided, with no live bill and something to bill:
-    newest date of service first."""
+    """Sessions of known clients, not voided, with no live bill, something to bill and a payer
+    that is not a third-party platform: newest date of service first."""
     s, c, ps = sessions, clients, practice_settings
     billable = case((s.c.attendance == "attended", s.c.services_cents), else_=_missed_fee())
     query = (
@@ -191,6 +202,7 @@ async def unbilled_sessions(
         .join(c, and_(c.c.practice_id == s.c.practice_id, c.c.id == s.c.client_id))
         .outerjoin(ps, ps.c.practice_id == s.c.practice_id)
         .where(s.c.practice_id == practice_id, s.c.bill_id.is_(None), ~s.c.voided, s.c.data.is_not(None), billable > 0)
+        .where(client_billed(platforms))
         .order_by(s.c.date_of_service.desc(), s.c.id.desc())
         .limit(limit + 1)
     )

@@ -177,3 +177,12 @@ def test_projection_batch_keeps_the_newest_version_of_each_row() -> None:
         {"practice_id": "p", "id": "b", "as_of": t1, "v": "redelivered later"},
     ]
     assert sorted(r["v"] for r in newest(rows)) == ["new", "other practice", "redelivered later"]
+
+
+def test_a_platform_paid_session_is_never_billed_to_the_client() -> None:
+    platforms = frozenset({"headway", "alma"})
+    domain.ensure_client_billable("s1", "self_pay", platforms)
+    domain.ensure_client_billable("s1", "insurance", platforms)
+    with pytest.raises(domain.RuleViolation) as caught:
+        domain.ensure_client_billable("s1", "alma", platforms)
+    assert caught.value.code == "session_paid_by_third_party" and caught.value.status == 409
