@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from bench.common import PRACTICE, isolated_settings, produce_sessions
 from shared import topics
+from shared.kafka import client_options
 from shared.settings import Settings
 
 TARGET_RATIO = 0.5
@@ -33,7 +34,7 @@ async def bare_kafka_to_copy(settings: Settings, count: int) -> float:
     )
     consumer = AIOKafkaConsumer(
         settings.topic(topics.SCHEDULING),
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         group_id="bench-bare",
         auto_offset_reset="earliest",
         enable_auto_commit=False,

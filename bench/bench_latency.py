@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bench.common import PRACTICE, isolated_settings, session_event
 from shared import topics
 from shared.auth import issue_token
+from shared.kafka import client_options
 from shared.settings import Settings
 from tests.processes import Stack, running_services, smtp_server
 
@@ -55,7 +56,7 @@ def rss_mb(pid: int) -> float:
 async def bare_kafka_round_trip(settings: Settings, producer: AIOKafkaProducer, samples: int = 200) -> list[float]:
     """Ceiling: publish → a plain consumer has it, on the same broker, same run (ms)."""
     topic = settings.topic(topics.dlq(topics.PORTAL))
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="latest")
+    consumer = AIOKafkaConsumer(topic, **client_options(settings), auto_offset_reset="latest")
     await consumer.start()
     await consumer.seek_to_end()
     latencies = []
@@ -212,7 +213,7 @@ async def main(rate: int, seconds: float) -> int:
     async with isolated_settings() as base:
         with smtp_server() as (inbox, port):
             async with running_services(base, inbox, port) as stack:
-                producer = AIOKafkaProducer(bootstrap_servers=base.kafka_bootstrap_servers, linger_ms=1)
+                producer = AIOKafkaProducer(**client_options(base), linger_ms=1)
                 await producer.start()
                 try:
                     ceiling = await bare_kafka_round_trip(stack.settings, producer)

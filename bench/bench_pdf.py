@@ -22,6 +22,7 @@ from services.documents.domain import prepare
 from services.documents.rendering import html_to_pdf, render_html, warm_up
 from shared import topics
 from shared.events import BillCreated, BillSnapshot, new_envelope
+from shared.kafka import client_options
 from shared.settings import Settings
 from tests.unit.documents import samples
 
@@ -51,7 +52,7 @@ def bare_weasyprint(bills: list[BillSnapshot], processes: int) -> float:
 
 
 async def publish_bills(settings: Settings, bills: list[BillSnapshot]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", linger_ms=5)
     await producer.start()
     try:
         for bill in bills:

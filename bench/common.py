@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared import admin, topics
+from shared.kafka import client_options
 from shared.settings import Settings, get_settings
 
 PRACTICE = "practice-bench"
@@ -30,7 +31,7 @@ async def isolated_settings(**overrides: Any) -> AsyncIterator[Settings]:
         yield settings
     finally:
         await admin.drop_database(settings, settings.pg_database)
-        client = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+        client = AIOKafkaAdminClient(**client_options(settings))
         await client.start()
         try:
             await client.delete_topics([t for t in await client.list_topics() if t.startswith(settings.topic_prefix)])
@@ -67,7 +68,7 @@ def session_event(n: int, client_id: str, day: dt.date) -> dict[str, Any]:
 
 
 async def produce_sessions(settings: Settings, count: int, clients: int = 500) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", linger_ms=5)
     await producer.start()
     try:
         day = dt.date(2026, 11, 2)

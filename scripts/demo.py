@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 
 from shared import topics
 from shared.auth import issue_token
+from shared.kafka import client_options
 from shared.money import format_money
 from shared.settings import get_settings
 
@@ -118,7 +119,7 @@ async def main() -> int:
         r.raise_for_status()
         print(f"billing: practice settings saved for {r.json()['name']}")
 
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+        producer = AIOKafkaProducer(**client_options(settings), acks="all")
         await producer.start()
         try:
 

@@ -1,7 +1,10 @@
 """Operator commands: create the database, one role and schema per service, the topics;
-wait for a service to be ready. `python -m shared.admin setup|wait-ready NAME SECONDS`."""
+wait for a service to be ready; print the Kafka users and ACLs.
+`python -m shared.admin setup|wait-ready NAME SECONDS|kafka-acls [USER...]`
+(kafka-acls: each USER's password from the environment, `KAFKA_PASSWORD_<USER>`)."""
 
 import asyncio
+import os
 import sys
 import time
 
@@ -10,7 +13,8 @@ import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from shared import topics
+from shared import kafka_acls, topics
+from shared.kafka import client_options
 from shared.settings import Settings, get_settings
 
 SERVICES = ("billing", "payments", "documents", "notifications")
@@ -51,7 +55,7 @@ async def drop_database(settings: Settings, database: str) -> None:
 
 async def ensure_topics(settings: Settings) -> None:
     """Every contract topic and its DLQ, with enough partitions to scale consumers out."""
-    client = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    client = AIOKafkaAdminClient(**client_options(settings))
     await client.start()
     try:
         existing = set(await client.list_topics())
@@ -95,6 +99,10 @@ async def _main(argv: list[str]) -> int:
         if not ok:
             print(f"{argv[1]} not ready after {argv[2]} s", file=sys.stderr)
         return 0 if ok else 1
+    if argv[:1] == ["kafka-acls"]:
+        passwords = {user: os.environ[f"KAFKA_PASSWORD_{user.upper()}"] for user in argv[1:]}
+        sys.stdout.write(kafka_acls.spec(settings, passwords))
+        return 0
     print(__doc__, file=sys.stderr)
     return 2
 

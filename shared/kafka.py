@@ -1,25 +1,59 @@
-"""Kafka plumbing: the idempotent producer the outbox relay and DLQ use."""
+"""Kafka plumbing: how every client connects (TLS, SASL), and the idempotent producer the outbox
+relay and DLQ use."""
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.helpers import create_ssl_context
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from shared.outbox import OutboundMessage
+from shared.settings import Settings
+
+SASL = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Connection keywords for any aiokafka client (producer, consumer, admin): bootstrap
+    servers, and TLS (trusting `kafka_ssl_cafile`, else the system CAs) and SASL login as the
+    settings say. Every client in the project connects through this."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile)
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+    return options
+
+
+def faststream_security(settings: Settings) -> BaseSecurity | None:
+    """The same connection settings in the form FastStream's KafkaBroker takes."""
+    options = client_options(settings)
+    tls = options.get("ssl_context")
+    if "sasl_mechanism" in options:
+        sasl = SASL[settings.kafka_sasl_mechanism]
+        return sasl(options["sasl_plain_username"], options["sasl_plain_password"], ssl_context=tls, use_ssl=bool(tls))
+    return BaseSecurity(ssl_context=tls, use_ssl=True) if tls else None
 
 
 class KafkaPublisher:
     """aiokafka producer with idempotence and acks=all: in-order per partition, no duplicates
     from producer retries."""
 
-    def __init__(self, bootstrap_servers: str) -> None:
-        self.bootstrap_servers = bootstrap_servers
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
         """aiokafka binds its producer to the running loop, so it is made here, not in __init__."""
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap_servers,
+            **client_options(self.settings),
             enable_idempotence=True,
             acks="all",
             linger_ms=2,

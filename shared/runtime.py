@@ -18,7 +18,7 @@ from shared.consumer import BatchHandler, EventConsumer, Handler
 from shared.db import Database
 from shared.events import Envelope, Model
 from shared.http import install_error_handlers, install_metrics_middleware, ops_router
-from shared.kafka import KafkaPublisher
+from shared.kafka import KafkaPublisher, faststream_security
 from shared.logs import configure_logging
 from shared.migrations import upgrade
 from shared.outbox import Outbox, OutboxRelay, Publisher
@@ -48,9 +48,12 @@ class Service:
         self.db = Database(settings.database_url(name), name)
         # FastStream's per-message "Received/Processed" lines at DEBUG: at INFO they cost CPU per batch.
         self.broker = KafkaBroker(
-            settings.kafka_bootstrap_servers, logger=logging.getLogger(f"{name}.kafka"), log_level=logging.DEBUG
+            settings.kafka_bootstrap_servers,
+            security=faststream_security(settings),
+            logger=logging.getLogger(f"{name}.kafka"),
+            log_level=logging.DEBUG,
         )
-        self._kafka_publisher = None if publisher else KafkaPublisher(settings.kafka_bootstrap_servers)
+        self._kafka_publisher = None if publisher else KafkaPublisher(settings)
         self.publisher: Publisher = publisher or self._kafka_publisher  # type: ignore[assignment]
         self.outbox_table: Table = metadata.tables[f"{name}.outbox"]
         self.inbox_table: Table = metadata.tables[f"{name}.inbox"]

@@ -1,7 +1,9 @@
 """Configuration from environment variables, one documented list (see README, Configuration)."""
 
 from functools import lru_cache
+from typing import Literal
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -15,6 +17,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # How every Kafka client connects: SASL_SSL with SCRAM-SHA-512 and one user per service in
+    # production (stack/kafka-sasl.sh, README "Kafka security"); the CA file is what the broker's
+    # certificate is checked against (system CAs when unset).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_ssl_cafile: str | None = None
     topic_prefix: str = ""
     topic_partitions: int = 6
     pg_host: str = "127.0.0.1"

@@ -15,6 +15,7 @@ from aiokafka.structs import RecordMetadata
 
 from shared import admin
 from shared.consumer import consumer_group
+from shared.kafka import client_options
 from shared.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -42,7 +43,7 @@ async def test_settings() -> AsyncIterator[Settings]:
     await admin.ensure_topics(settings)
     yield settings
     await admin.drop_database(settings, settings.pg_database)
-    client = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    client = AIOKafkaAdminClient(**client_options(settings))
     await client.start()
     try:
         mine = [t for t in await client.list_topics() if t.startswith(settings.topic_prefix)]
@@ -61,7 +62,7 @@ async def isolated_topics(settings: Settings) -> Settings:
 
 @pytest.fixture(scope="session")
 async def kafka_producer(test_settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=test_settings.kafka_bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**client_options(test_settings), acks="all")
     await producer.start()
     yield producer
     await producer.stop()
@@ -88,7 +89,7 @@ async def read_topic(settings: Settings, topic: str, *, until: Callable[[list[An
     """All records of a topic from the start until `until(records)` holds (or timeout)."""
     consumer = AIOKafkaConsumer(
         settings.topic(topic),
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
@@ -122,7 +123,7 @@ async def eventually(check: Callable[[], Any], timeout: float = 20, interval: fl
 
 async def committed_offset(settings: Settings, service: str, topic: str, partition: int) -> int:
     """The offset `service` has committed on one partition of `topic` (-1 if none)."""
-    client = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    client = AIOKafkaAdminClient(**client_options(settings))
     await client.start()
     try:
         offsets = await client.list_consumer_group_offsets(consumer_group(service, topic))

@@ -20,6 +20,7 @@ from shared.admin import drop_database, ensure_database
 from shared.consumer import consumer_group
 from shared.db import service_metadata
 from shared.events import ClientNotification, Envelope, Recipient, new_envelope
+from shared.kafka import client_options
 from shared.outbox import OutboundMessage, OutboxRelay
 from shared.polling import drain_then_wait
 from shared.runtime import Service
@@ -193,7 +194,7 @@ async def _contains(svc: Service, event_id: str) -> bool:
 
 
 async def _committed_total(svc: Service) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=svc.settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(svc.settings))
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(consumer_group("billing", topics.SCHEDULING))
