@@ -13,6 +13,7 @@ ALL = (SCHEDULING, BILLING, PAYMENTS, DOCUMENTS, NOTIFICATIONS, PORTAL)
 def dlq(topic: str) -> str:
     return f"{topic}.dlq"
 
+
 # Who writes and who reads each topic: the Kafka ACLs are made from this (shared.kafka_acls).
 # A consumer also writes the DLQ of each topic it reads.
 WRITES = {
