@@ -216,7 +216,11 @@ async def main() -> int:
         print(f"          check {format_money(b2['paid_cents'])} on bill #{b2['number']} → {b2['status']}, "
               f"balance {format_money(b2['balance_cents'])}")  # fmt: skip
         await rest_of_the_month(http, settings, run, bills, clients, billing, payments)
-    print(f"\nAPIs: billing {billing}/docs, payments {payments}/docs, documents {documents}/docs, "
+    web = f"http://localhost:{settings.web_port}"
+    print(f"\nWeb console: {web}/ (staff billing console and client portal)")
+    print(f"  sign in as the practice's biller: {web}/dev/sign-in?practice_id={PRACTICE} (local sign-in page)")
+    print(f"  or directly: {web}/sign-in?token={issue_token(PRACTICE, 'staff', ttl=dt.timedelta(hours=12))}")
+    print(f"APIs: billing {billing}/docs, payments {payments}/docs, documents {documents}/docs, "
           f"notifications {notifications}/docs. Stop everything with ./dev stop.")  # fmt: skip
     return 0
 

@@ -1,5 +1,6 @@
 """Operator commands: create the database, one role and schema per service, the topics;
-wait for a service to be ready; print the Kafka users and ACLs.
+wait for a service to be ready (any of SERVICES, or `web`, which has no database of its own);
+print the Kafka users and ACLs.
 `python -m shared.admin setup|wait-ready NAME SECONDS|kafka-acls [USER...]`
 (kafka-acls: each USER's password from the environment, `KAFKA_PASSWORD_<USER>`)."""
 

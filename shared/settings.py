@@ -7,7 +7,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-DEFAULT_PORTS = {"billing": 8001, "payments": 8002, "documents": 8003, "notifications": 8004}
+DEFAULT_PORTS = {"billing": 8001, "payments": 8002, "documents": 8003, "notifications": 8004, "web": 8000}
 
 
 class Settings(BaseSettings):
@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     payments_port: int = DEFAULT_PORTS["payments"]
     documents_port: int = DEFAULT_PORTS["documents"]
     notifications_port: int = DEFAULT_PORTS["notifications"]
+    # web: the staff console and client portal, a backend-for-frontend over the services' HTTP APIs
+    # (each reached at <SERVICE>_URL, else on this host at its port); WEB_DEV_SIGN_IN adds the local
+    # /dev/sign-in practice/role/client picker (./dev turns it on; never in production).
+    web_port: int = DEFAULT_PORTS["web"]
+    web_dev_sign_in: bool = False
+    billing_url: str | None = None
+    payments_url: str | None = None
+    notifications_url: str | None = None
     public_base_url: str = "http://localhost:8002"
     documents_url: str = "http://127.0.0.1:8003"
     documents_render_workers: int = 0  # render processes per documents replica; 0 = one per CPU
@@ -108,6 +116,11 @@ class Settings(BaseSettings):
 
     def http_port(self, service: str) -> int:
         return int(getattr(self, f"{service}_port"))
+
+    def service_url(self, service: str) -> str:
+        """Base URL another service is called at: `<SERVICE>_URL` if set, else this host at its port."""
+        explicit = getattr(self, f"{service}_url", None)
+        return str(explicit).rstrip("/") if explicit else f"http://127.0.0.1:{self.http_port(service)}"
 
     def topic(self, name: str) -> str:
         """Physical topic name; a prefix isolates parallel test runs on one broker."""

@@ -9,6 +9,8 @@ PY="$VENV/bin/python"
 mkdir -p "$STATE/run" "$STATE/log" "$STATE/mail/tmp" "$STATE/mail/new" "$STATE/mail/cur"
 export PG_VERSION="${PG_VERSION:-15}"
 export KAFKA_PORT=9092 STRIPE_PORT="${STRIPE_PORT:-8420}" SMTP_PORT="${SMTP_PORT:-1025}"
+# The web console's local sign-in page (/dev/sign-in): on for the local stack, off by default elsewhere.
+export WEB_DEV_SIGN_IN="${WEB_DEV_SIGN_IN:-true}"
 
 log() { printf '\033[1m==>\033[0m %s\n' "$*"; }
 
@@ -40,9 +42,11 @@ stop_bg() {
 }
 
 install_apt() {
-  local want=(postgresql libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 poppler-utils fonts-dejavu-core)
+  # chromium: the browser tier drives Debian's Chromium (Playwright's own download cannot work here).
+  local want=(postgresql libharfbuzz-subset0 libpango-1.0-0 libpangoft2-1.0-0 poppler-utils fonts-dejavu-core chromium)
   local missing=()
   for p in "${want[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
   if [ ${#missing[@]} -gt 0 ]; then
     log "apt: installing ${missing[*]}"
     apt-get update -q >"$STATE/log/apt.log" 2>&1
@@ -58,6 +62,16 @@ install_python() {
     [ -x "$PY" ] || python3 -m venv "$VENV"
     "$PY" -m pip install -q --upgrade pip >"$STATE/log/pip.log" 2>&1
     "$PY" -m pip install -q -e ".[dev]" >>"$STATE/log/pip.log" 2>&1
+    touch "$stamp"
+  fi
+}
+
+install_web_assets() {
+  # htmx and Pico CSS from the npm registry, pinned by services/web/package-lock.json; served by the web service.
+  local stamp="services/web/node_modules/.installed-$(sha256sum services/web/package-lock.json | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    log "web: installing its static assets (npm ci)"
+    (cd services/web && npm ci --no-audit --no-fund) >"$STATE/log/npm.log" 2>&1
     touch "$stamp"
   fi
 }
@@ -127,6 +141,7 @@ start_smtp() {
 infra_up() {
   install_apt
   install_python
+  install_web_assets
   install_kafka
   start_postgres
   start_kafka
@@ -136,7 +151,7 @@ infra_up() {
   "$PY" -m shared.admin setup
 }
 
-SERVICES=(billing payments documents notifications)
+SERVICES=(billing payments documents notifications web)
 
 services_up() {
   for s in "${SERVICES[@]}"; do
@@ -145,7 +160,7 @@ services_up() {
   for s in "${SERVICES[@]}"; do
     "$PY" -m shared.admin wait-ready "$s" 60 || { tail -30 "$STATE/log/svc-$s.log" >&2; exit 1; }
   done
-  log "services: billing :8001, payments :8002, documents :8003, notifications :8004 (logs in .stack/log)"
+  log "services: billing :8001, payments :8002, documents :8003, notifications :8004, web console http://localhost:8000 (logs in .stack/log)"
 }
 
 stop_all() {

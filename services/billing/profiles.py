@@ -1,23 +1,41 @@
 """A client's billing profile (`GET/PUT /v1/clients/{client_id}/billing-profile`): the
 defaults a new bill takes for that client (responsibility, copay or coinsurance), whether
-superbills are made automatically, and whether shares go by email or to the portal only."""
+superbills are made automatically, and whether shares go by email or to the portal only.
+`GET /v1/clients` lists the practice's clients (the web console's client pickers)."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import func
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing.api import IdempotencyKey, run_write
-from services.billing.db import client_profiles
+from services.billing.db import client_profiles, clients
 from services.billing.practice import BillingProfile
 from services.billing.repository import load_profile
 from shared.auth import StaffPrincipal
 from shared.runtime import ServiceDep
 
 router = APIRouter(prefix="/v1", tags=["billing profiles"])
+
+
+@router.get("/clients")
+async def list_clients(
+    svc: ServiceDep, principal: StaffPrincipal, limit: Annotated[int, Query(ge=1, le=1000)] = 500
+) -> dict[str, Any]:
+    """The practice's clients as scheduling described them, by last then first name."""
+    q = (
+        select(clients.c.id, clients.c.first_name, clients.c.last_name, clients.c.data["email"].astext.label("email"))
+        .where(clients.c.practice_id == principal.practice_id)
+        .order_by(clients.c.last_name, clients.c.first_name, clients.c.id)
+        .limit(limit)
+    )
+    async with svc.db.transaction() as db:
+        rows = (await db.execute(q)).all()
+    items = [{"id": r.id, "first_name": r.first_name, "last_name": r.last_name, "email": r.email} for r in rows]
+    return {"items": items, "next_cursor": None}
 
 
 @router.get("/clients/{client_id}/billing-profile", response_model=BillingProfile)

@@ -1,0 +1,189 @@
+"""The browser tier: the services as processes (tests/processes.py) plus the web service, one
+stack per pytest session, driven by Debian's Chromium through Playwright (its own browser
+download cannot work here). Every page a test visits is checked with axe-core (no serious or
+critical violation), and a failing test leaves a screenshot of its last page in .stack/screenshots."""
+
+import os
+import re
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import Page
+
+from shared import admin
+from shared.auth import issue_token
+from shared.settings import Settings
+from tests.conftest import isolated_topics
+from tests.processes import ROOT, SmtpInbox, Stack, free_port, running_services, smtp_server
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+SCREENSHOTS = ROOT / ".stack" / "screenshots"
+PRACTICE = "practice-browser"
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--disable-extensions",
+]
+BLOCKING = {"serious", "critical"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(here):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    """Keep each phase's report on the item, so fixtures know in teardown whether the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@dataclass
+class WebStack:
+    stack: Stack
+    url: str
+    settings: Settings = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.settings = self.stack.settings
+
+    def api(self, service: str) -> str:
+        return self.stack.url(service)
+
+
+@pytest.fixture(scope="session")
+def browser_smtp() -> Iterator[tuple[SmtpInbox, int]]:
+    with smtp_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+async def web(test_settings: Settings, browser_smtp: tuple[SmtpInbox, int]) -> AsyncIterator[WebStack]:
+    """The four services with a database and topics of their own, and `python -m services.web`."""
+    inbox, smtp_port = browser_smtp
+    base = test_settings.model_copy(update={"pg_database": f"{test_settings.pg_database}_browser"})
+    own = await isolated_topics(base)
+    await admin.ensure_database(own)
+    try:
+        async with running_services(own, inbox, smtp_port) as stack:
+            port = free_port()
+            stack.env.update(WEB_PORT=str(port), WEB_DEV_SIGN_IN="true")
+            stack.settings = stack.settings.model_copy(update={"web_port": port})
+            stack.start("web")  # stopped with the others when the stack stops
+            await stack.ready("web")
+            yield WebStack(stack, f"http://127.0.0.1:{port}")
+    finally:
+        await admin.drop_database(own, own.pg_database)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: ./dev installs Debian's chromium package")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": LAUNCH_ARGS}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any], web: WebStack) -> dict[str, Any]:
+    return {**browser_context_args, "base_url": web.url, "accept_downloads": True}
+
+
+class A11y:
+    """axe-core over every page the test loads: `await a11y.check(page)` after each navigation
+    or swap; at the end, every loaded page must have been checked."""
+
+    def __init__(self) -> None:
+        self.axe = Axe()
+        self.loaded: list[str] = []
+        self.checked: set[str] = set()
+
+    def watch(self, page: Page) -> None:
+        page.on("load", lambda p: self.loaded.append(p.url))
+
+    async def check(self, page: Page) -> None:
+        await page.wait_for_load_state("load")
+        results = await self.axe.run(page)
+        bad = [v for v in results.response["violations"] if v.get("impact") in BLOCKING]
+        details = "\n".join(
+            f"- {v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}" for v in bad
+        )
+        assert not bad, f"axe-core on {page.url}:\n{details}"
+        self.checked.add(page.url)
+
+    def unchecked(self) -> list[str]:
+        return [u for u in dict.fromkeys(self.loaded) if u not in self.checked and not u.startswith("about:")]
+
+
+@pytest.fixture
+async def a11y(page: Page, request: pytest.FixtureRequest) -> AsyncIterator[A11y]:
+    checker = A11y()
+    checker.watch(page)
+    yield checker
+    failed = any(
+        getattr(request.node, f"report_{w}", None) and getattr(request.node, f"report_{w}").failed
+        for w in ("setup", "call")
+    )
+    if not failed:
+        assert not checker.unchecked(), f"pages loaded without an axe check: {checker.unchecked()}"
+
+
+@pytest.fixture(autouse=True)
+async def screenshot_on_failure(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """A failing test's last page as a PNG in .stack/screenshots/<test>.png."""
+    yield
+    report = getattr(request.node, "report_call", None)
+    if report is None or not report.failed or "page" not in request.fixturenames:
+        return
+    page: Page = request.getfixturevalue("page")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid.split("::", 1)[-1])
+    try:
+        await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    except Exception as exc:  # a crashed page: say so instead of hiding the test's own failure
+        print(f"screenshot of {name} failed: {exc}")
+
+
+async def sign_in(page: Page, a11y: A11y, role: str = "staff", client: str = "", practice: str = PRACTICE) -> None:
+    """Through the local sign-in page, as a person would."""
+    await page.goto(f"/dev/sign-in?practice_id={practice}")
+    await a11y.check(page)
+    await page.get_by_label("Practice").fill(practice)
+    await page.get_by_label("Staff" if role == "staff" else "Client", exact=True).check()
+    if client:
+        await page.get_by_label("Client to sign in as").select_option(client)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_load_state("load")
+
+
+@pytest.fixture
+async def staff_page(page: Page, a11y: A11y) -> Page:
+    await sign_in(page, a11y)
+    await a11y.check(page)
+    return page
+
+
+@pytest.fixture
+def staff_token() -> str:
+    return issue_token(PRACTICE, "staff")
+
+
+@pytest.fixture
+async def api(web: WebStack, staff_token: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The services' APIs as the practice's staff (to set the scene and check the outcome)."""
+    async with httpx.AsyncClient(timeout=15, headers={"Authorization": f"Bearer {staff_token}"}) as client:
+        yield client
