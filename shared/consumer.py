@@ -26,6 +26,7 @@ from shared import topics
 from shared.db import Database
 from shared.events import BadEvent, Envelope, parse_event
 from shared.inbox import claim
+from shared.logs import describe_error
 from shared.metrics import DEAD_LETTERED, EVENTS_CONSUMED
 from shared.outbox import OutboundMessage, Publisher
 from shared.settings import Settings
@@ -96,7 +97,7 @@ class EventConsumer:
             try:
                 await self._apply_with_transient_retry([e for _, e in envelopes])
             except Exception as exc:
-                log.warning("batch of %d failed (%s); applying one by one", len(envelopes), exc)
+                log.warning("batch of %d failed (%s); applying one by one", len(envelopes), describe_error(exc))
                 for record, envelope in envelopes:
                     failure = await self._apply_one(record, envelope)
                     if failure:
@@ -130,7 +131,7 @@ class EventConsumer:
             except Exception as exc:
                 if not is_transient(exc):
                     raise
-                log.warning("transient failure, retrying in %.1fs: %s", delay, exc)
+                log.warning("transient failure, retrying in %.1fs: %s", delay, describe_error(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -140,16 +141,19 @@ class EventConsumer:
             try:
                 await self._apply_with_transient_retry([envelope])
                 return None
+            except BadEvent as exc:  # the handler found the event itself wrong: retrying cannot help
+                EVENTS_CONSUMED.labels(self.service, envelope.event_type, "dead_lettered").inc()
+                return Failure(record, str(exc), type(exc).__name__, attempt, envelope)
             except Exception as exc:
                 last = exc
                 log.warning(
                     "%s %s failed (attempt %d/%d): %s",
-                    envelope.event_type, envelope.event_id, attempt, self.max_retries, exc,
+                    envelope.event_type, envelope.event_id, attempt, self.max_retries, describe_error(exc),
                 )  # fmt: skip
                 await asyncio.sleep(self.backoff_seconds * attempt)
         assert last is not None
         EVENTS_CONSUMED.labels(self.service, envelope.event_type, "dead_lettered").inc()
-        return Failure(record, f"{type(last).__name__}: {last}", type(last).__name__, self.max_retries, envelope)
+        return Failure(record, describe_error(last), type(last).__name__, self.max_retries, envelope)
 
     async def _dead_letter(self, failures: Sequence[Failure]) -> None:
         messages = []

@@ -81,6 +81,8 @@ class Database:
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_pre_ping=True,
+            # An error's text must not carry the row's values (names, emails) into logs or DLQ headers.
+            hide_parameters=True,
             connect_args={"server_settings": {"search_path": schema}},
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)

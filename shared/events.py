@@ -464,6 +464,8 @@ def parse_event(raw: bytes | str) -> Envelope[Any]:
         raise BadEvent(f"invalid envelope: not JSON ({exc})") from exc
     if not isinstance(doc, dict):
         raise BadEvent("invalid envelope: not a JSON object")
+    if _NUL_ESCAPE in (raw if isinstance(raw, bytes) else raw.encode()) and _holds_nul(doc):
+        raise BadEvent("invalid envelope: contains a NUL character")
     event_type = doc.get("event_type")
     if not isinstance(event_type, str) or not event_type:
         raise BadEvent("invalid envelope: event_type: Field required")
@@ -476,6 +478,21 @@ def parse_event(raw: bytes | str) -> Envelope[Any]:
         return envelope_type.model_validate(doc)
     except ValidationError as exc:
         raise BadEvent(f"invalid {event_type}: {_brief(exc)}") from exc
+
+
+_NUL_ESCAPE = b"\\u0000"  # how JSON spells a NUL inside a string (a raw NUL is not valid JSON)
+
+
+def _holds_nul(value: Any) -> bool:
+    """Postgres cannot store NUL in text, and nothing legitimate carries one: such an event is
+    refused whole (only walked when the raw bytes hold the escape, so the hot path pays nothing)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def new_envelope(practice_id: str, data: Model, *, occurred_at: dt.datetime | None = None) -> Envelope[Any]:

@@ -179,12 +179,14 @@ class Service:
         return app
 
     def run(self, app: FastAPI) -> None:
+        configure_logging(self.settings.log_level)
         uvicorn.run(
             app,
             host=self.settings.http_host,
             port=self.settings.http_port(self.name),
             log_level=self.settings.log_level.lower(),
             access_log=False,
+            log_config=None,  # uvicorn's lines (and tracebacks) through the JSON formatter, addresses masked
         )
 
 

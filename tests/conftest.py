@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import RecordMetadata
 
-from shared import admin
+from shared import admin, topics
 from shared.consumer import consumer_group
 from shared.kafka import client_options
 from shared.settings import Settings
@@ -131,3 +131,18 @@ async def committed_offset(settings: Settings, service: str, topic: str, partiti
         await client.close()
     meta = offsets.get(TopicPartition(settings.topic(topic), partition))
     return meta.offset if meta else -1
+
+
+async def dead_letter(settings: Settings, topic: str, event_id: str, timeout: float = 20) -> dict[str, str]:
+    """The headers of the DLQ record of `topic` for the event `event_id` (fails if none comes)."""
+
+    def headers_of(record: Any) -> dict[str, str]:
+        return {k: v.decode() for k, v in record.headers}
+
+    def found(records: list[Any]) -> bool:
+        return any(headers_of(r).get("event-id") == event_id for r in records)
+
+    records = await read_topic(settings, topics.dlq(topic), until=found, timeout=timeout)
+    matching = [headers_of(r) for r in records if headers_of(r).get("event-id") == event_id]
+    assert matching, f"no DLQ record for event {event_id} on {topics.dlq(topic)}"
+    return matching[0]

@@ -298,6 +298,7 @@ async def apply_payment(
     take it: AllocationRejected tells payments to make it client credit."""
     bill = await repo.get_bill(db, practice_id, bill_id, lock=True)
     if bill is None:
+        await repo.refuse_foreign_bill(db, practice_id, bill_id)
         log.warning("payment %s names unknown bill %s; ignored", fact["payment_id"], bill_id)
         return
     if bill.status == "cancelled":
@@ -315,6 +316,8 @@ async def apply_refund(
     db: AsyncSession, outbox: Outbox, practice_id: str, *, bill_id: str, fact: dict[str, Any]
 ) -> None:
     bill = await repo.get_bill(db, practice_id, bill_id, lock=True)
+    if bill is None:
+        await repo.refuse_foreign_bill(db, practice_id, bill_id)
     if bill is None or bill.status == "cancelled":
         log.warning("refund %s names bill %s that cannot take it; ignored", fact["fact_id"], bill_id)
         return

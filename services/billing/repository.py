@@ -24,6 +24,7 @@ from services.billing.db import (
 from services.billing.practice import BillingProfile, PracticeSettings
 from shared.events import Client, Clinician, Session
 from shared.http import ApiError, decode_cursor, encode_cursor
+from shared.tenancy import refuse_foreign
 
 # ---- practice settings, numbering ------------------------------------------------------
 
@@ -291,6 +292,13 @@ def parse_id(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError:
         return None
+
+
+async def refuse_foreign_bill(db: AsyncSession, practice_id: str, bill_id: str) -> None:
+    """A payment fact naming another practice's bill is refused (dead-lettered), not ignored."""
+    bid = parse_id(bill_id)
+    if bid is not None:
+        await refuse_foreign(db, bills.c.id, bills.c.practice_id, practice_id, [bid], "bill")
 
 
 async def get_bill(

@@ -8,6 +8,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -86,7 +87,6 @@ rendered_documents = Table(
     Column("source_id", String, primary_key=True),
     Column("document_id", String, nullable=False),
     Column("version", Integer, nullable=False),
-    Column("url", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
@@ -103,13 +103,15 @@ client_contacts = Table(
 bill_balances = Table(
     "bill_balances",
     metadata,
-    Column("bill_id", String, primary_key=True),
+    Column("bill_id", String, nullable=False),
     Column("practice_id", String, nullable=False),
     Column("number", Integer, nullable=False),
     Column("version", Integer, nullable=False),
     Column("balance_cents", BigInteger, nullable=False),
     Column("currency", String, nullable=False),
     Column("payment_ids", JSONB, nullable=False),
+    PrimaryKeyConstraint("practice_id", "bill_id"),
+    Index("ix_bill_balances_bill_id", "bill_id"),
 )
 
 practices = Table(

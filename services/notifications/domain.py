@@ -346,3 +346,13 @@ def card_expiring(
         template="card_expiring",
         context={"practice": practice, "recipient": recipient, "card": card, "expires": expires},
     )
+
+
+def document_pdf_url(documents_url: str, document_id: str) -> str | None:
+    """Where documents serves a PDF, built from our own setting and the document's id (None if
+    the id is not a UUID). Never a URL taken from an event: that would send our token anywhere."""
+    try:
+        parsed = uuid.UUID(document_id)
+    except ValueError:
+        return None
+    return f"{documents_url.rstrip('/')}/v1/documents/{parsed}/pdf"

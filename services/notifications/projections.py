@@ -21,6 +21,7 @@ from services.notifications.db import (
 from services.notifications.domain import Contact
 from shared.db import Database
 from shared.events import BillSnapshot, CardAuthorized, DocumentRendered, PracticeInfo
+from shared.tenancy import refuse_foreign
 
 
 async def record_rendered(session: AsyncSession, practice_id: str, doc: DocumentRendered) -> None:
@@ -31,7 +32,6 @@ async def record_rendered(session: AsyncSession, practice_id: str, doc: Document
         practice_id=practice_id,
         document_id=doc.document_id,
         version=doc.version,
-        url=doc.url,
     )
     await session.execute(
         stmt.on_conflict_do_update(
@@ -43,7 +43,6 @@ async def record_rendered(session: AsyncSession, practice_id: str, doc: Document
             set_={
                 "document_id": stmt.excluded.document_id,
                 "version": stmt.excluded.version,
-                "url": stmt.excluded.url,
                 "updated_at": func.now(),
             },
             where=rendered_documents.c.version <= stmt.excluded.version,
@@ -85,10 +84,11 @@ async def record_bill(session: AsyncSession, practice_id: str, bill: BillSnapsho
         "currency": bill.practice.currency,
         "payment_ids": sorted({p.payment_id for p in bill.payments}),
     }
+    await refuse_foreign(session, bill_balances.c.bill_id, bill_balances.c.practice_id, practice_id, [bill.id], "bill")
     stmt = insert(bill_balances).values(bill_id=bill.id, **values)
     await session.execute(
         stmt.on_conflict_do_update(
-            index_elements=[bill_balances.c.bill_id],
+            index_elements=[bill_balances.c.practice_id, bill_balances.c.bill_id],
             set_=values,
             where=bill_balances.c.version <= stmt.excluded.version,
         )

@@ -43,7 +43,6 @@ class Claimed:
     document_min_version: int | None
     attachment_name: str | None
     document_id: str | None
-    document_url: str | None
     attempts: int
     last_error: str | None
     claimed_at: dt.datetime
@@ -116,7 +115,7 @@ async def claim_due(session: AsyncSession, *, limit: int, lease: dt.timedelta) -
     ready = or_(~_needs_pdf(), r.c.document_id.is_not(None), d.c.document_deadline <= func.now())
     rows = (
         await session.execute(
-            select(d, r.c.document_id.label("rendered_id"), r.c.url.label("rendered_url"))
+            select(d, r.c.document_id.label("rendered_id"))
             .select_from(d.outerjoin(r, doc_join))
             .where(due, ready)
             .order_by(d.c.next_attempt_at)
@@ -153,7 +152,6 @@ async def claim_due(session: AsyncSession, *, limit: int, lease: dt.timedelta) -
             document_min_version=row.document_min_version,
             attachment_name=row.attachment_name,
             document_id=row.rendered_id,
-            document_url=row.rendered_url,
             attempts=row.attempts + 1,
             last_error=row.last_error,
             claimed_at=claimed_at,

@@ -18,6 +18,7 @@ from services.notifications.db import EMAIL_SIGNAL
 from services.notifications.domain import (
     FailureKind,
     after_failure,
+    document_pdf_url,
     is_deliverable_address,
     notification_id,
     retry_delay,
@@ -108,9 +109,11 @@ class DeliverySender:
 
     async def _fetch_pdf(self, claimed: repo.Claimed) -> bytes:
         """From documents over HTTP, as staff of the delivery's practice."""
-        assert claimed.document_url is not None
+        assert claimed.document_id is not None
         token = issue_token(claimed.practice_id, "staff", secret=self.settings.auth_secret)
-        url = httpx.URL(self.settings.documents_url).join(claimed.document_url)
+        url = document_pdf_url(self.settings.documents_url, claimed.document_id)
+        if url is None:
+            raise SendError("permanent", f"document id {claimed.document_id!r} is not a document id")
         try:
             response = await self.http.get(url, headers={"Authorization": f"Bearer {token}"})
         except httpx.HTTPError as exc:

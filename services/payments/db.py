@@ -11,6 +11,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -27,7 +28,7 @@ metadata = service_metadata("payments")
 bills = Table(
     "bills",
     metadata,
-    Column("id", String, primary_key=True),
+    Column("id", String, nullable=False),
     Column("practice_id", String, nullable=False),
     Column("client_id", String, nullable=False),
     Column("number", Integer, nullable=False),
@@ -40,6 +41,8 @@ bills = Table(
     Column("session_ids", JSON, nullable=False, server_default="[]"),
     Column("version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("practice_id", "id"),
+    Index("ix_bills_id", "id"),
     Index("ix_bills_practice_number", "practice_id", "number"),
     Index("ix_bills_practice_client", "practice_id", "client_id"),
 )

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.payments.db import bill_applications, bills, clients, credit_entries, payments, refunds
 from services.payments.domain import Application, BillBalance, Payer, owed_by
 from shared.events import BillSnapshot
+from shared.tenancy import refuse_foreign
 
 CREDIT_FUNDING_KINDS = ("prepayment", "overpayment", "allocation_rejected", "refund", "refund_reversed")
 """Credit entries that belong to a payment's own money (its credit part), as opposed to
@@ -37,11 +38,12 @@ async def upsert_bill(session: AsyncSession, practice_id: str, bill: BillSnapsho
         "session_ids": sorted({line.session_id for line in bill.lines}),
         "version": bill.version,
     }
+    await refuse_foreign(session, bills.c.id, bills.c.practice_id, practice_id, [bill.id], "bill")
     stmt = insert(bills).values(values)
-    update = {k: stmt.excluded[k] for k in values if k != "id"}
+    update = {k: stmt.excluded[k] for k in values if k not in ("id", "practice_id")}
     await session.execute(
         stmt.on_conflict_do_update(
-            index_elements=[bills.c.id], set_=update, where=bills.c.version < stmt.excluded.version
+            index_elements=[bills.c.practice_id, bills.c.id], set_=update, where=bills.c.version < stmt.excluded.version
         )
     )
 
