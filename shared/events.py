@@ -162,13 +162,31 @@ class BillPaymentLine(Model):
     occurred_at: AwareDatetime
 
 
+AdjustmentKind = Literal["write_off", "discount", "bad_debt"]
+
+
+class BillAdjustment(Model):
+    """An amount taken off what a payer owes on a bill without moving money (a write-off,
+    discount or bad debt); `reversed_at` set once it was undone."""
+
+    id: str
+    payer: Literal["client", "insurance"] = "client"
+    amount_cents: int = Field(gt=0)
+    kind: AdjustmentKind
+    reason: str
+    created_at: AwareDatetime
+    reversed_at: AwareDatetime | None = None
+
+
 class BillSnapshot(Model):
-    """Everything a bill shows, so consumers never call billing back."""
+    """Everything a bill shows, so consumers never call billing back. `balance_cents` =
+    total − paid − adjusted; `client_owes_cents`/`insurance_owes_cents` are each payer's part
+    of that balance (adjustments already taken off)."""
 
     id: str
     number: int
     client_id: str
-    status: Literal["open", "paid", "cancelled"]
+    status: Literal["open", "paid", "closed", "cancelled"]
     responsibility: Literal["client", "insurance"]
     lines: list[BillLine]
     total_cents: int
@@ -185,7 +203,13 @@ class BillSnapshot(Model):
     patient: Party
     practice: PracticeInfo
     payments: list[BillPaymentLine] = []
+    adjusted_cents: int = 0
+    adjustments: list[BillAdjustment] = []
     version: int = 1
+
+    def adjusted_by(self, payer: str) -> int:
+        """What standing adjustments took off this payer's share."""
+        return sum(a.amount_cents for a in self.adjustments if a.payer == payer and a.reversed_at is None)
 
 
 class BillEvent(Model):
@@ -206,6 +230,22 @@ class BillPaid(BillEvent):
 
 class BillCancelled(BillEvent):
     reason: str | None = None
+
+
+class BillAdjusted(Model):
+    """An adjustment was made on a bill (the new figures follow in BillUpdated)."""
+
+    bill_id: str
+    client_id: str
+    adjustment: BillAdjustment
+
+
+class BillAdjustmentReversed(Model):
+    """An adjustment was undone (the new figures follow in BillUpdated)."""
+
+    bill_id: str
+    client_id: str
+    adjustment: BillAdjustment
 
 
 class ShareDelivery(Model):
@@ -425,6 +465,7 @@ EVENT_MODELS: dict[str, type[Model]] = {
     for model in (
         ClientUpserted, ClinicianUpserted, SessionCompleted, SessionVoided,
         BillCreated, BillUpdated, BillPaid, BillCancelled, BillShared, AllocationRejected,
+        BillAdjusted, BillAdjustmentReversed,
         StatementCreated, StatementShared, SuperbillCreated, SuperbillShared,
         PaymentRecorded, PaymentFailed, PaymentRefunded, CreditChanged, CardAuthorized, CardRemoved,
         PracticeAutomationChanged, AutopayDisabled,

@@ -195,7 +195,7 @@ async def create_bill(
 async def list_bills(
     svc: ServiceDep,
     principal: CurrentPrincipal,
-    status: Literal["open", "paid", "cancelled"] | None = None,
+    status: Literal["open", "paid", "closed", "cancelled"] | None = None,
     client_id: str | None = None,
     limit: Limit = 50,
     cursor: str | None = None,
@@ -258,6 +258,62 @@ async def cancel_bill(
         return 200, bills.view(bill, snap)
 
     return await run_write(svc, request, principal, key, cancel.model_dump(mode="json"), work)
+
+
+class AdjustmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount_cents: Annotated[int, Field(strict=True, gt=0)]
+    kind: domain.AdjustmentKind
+    reason: str = Field(min_length=1, max_length=500)
+    payer: Literal["client", "insurance"] = Field(
+        default="client", description="whose share it lowers (insurance: e.g. a contractual write-off)"
+    )
+
+
+class ReverseIn(BaseModel):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+def adjustment_answer(bill_id: Any, adjustment: Any) -> dict[str, Any]:
+    return {"bill_id": str(bill_id)} | adjustment.model_dump(mode="json")
+
+
+@router.post("/bills/{bill_id}/adjustments", status_code=201)
+async def adjust_bill(
+    bill_id: str, body: AdjustmentIn, request: Request, svc: ServiceDep, principal: StaffPrincipal,
+    key: IdempotencyKey = None,
+) -> JSONResponse:  # fmt: skip
+    """A write-off, discount or bad debt: lowers what is owed without moving money (422 above
+    the payer's open balance). The bill reaching 0 this way is `closed`."""
+
+    async def work(db: AsyncSession) -> tuple[int, Any]:
+        bill = await bill_or_404(db, principal.practice_id, bill_id, lock=True)
+        bill, adjustment = await bills.adjust_bill(
+            db, svc.outbox, bill, payer=body.payer, amount_cents=body.amount_cents, kind=body.kind,
+            reason=body.reason, now=now(),
+        )  # fmt: skip
+        return 201, adjustment_answer(bill.id, adjustment)
+
+    return await run_write(svc, request, principal, key, body.model_dump(mode="json"), work)
+
+
+@router.post("/bills/{bill_id}/adjustments/{adjustment_id}/reverse")
+async def reverse_adjustment(
+    bill_id: str, adjustment_id: str, request: Request, svc: ServiceDep, principal: StaffPrincipal,
+    key: IdempotencyKey = None, body: ReverseIn | None = None,
+) -> JSONResponse:  # fmt: skip
+    """Undo one adjustment: what it took off is owed again (a closed bill reopens)."""
+    reverse = body or ReverseIn()
+
+    async def work(db: AsyncSession) -> tuple[int, Any]:
+        bill = await bill_or_404(db, principal.practice_id, bill_id, lock=True)
+        bill, adjustment = await bills.reverse_adjustment(
+            db, svc.outbox, bill, adjustment_id, reason=reverse.reason, now=now()
+        )
+        return 200, adjustment_answer(bill.id, adjustment)
+
+    return await run_write(svc, request, principal, key, reverse.model_dump(mode="json"), work)
 
 
 # ---- settings ------------------------------------------------------------------------------

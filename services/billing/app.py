@@ -4,11 +4,16 @@ from fastapi import FastAPI
 
 from services.billing import api, automation, documents_api, handlers, profiles, scheduler
 from services.billing.db import metadata
-from shared import topics
+from shared import events, topics
 from shared.runtime import Service
 from shared.settings import Settings
 
 SHARE_POLL_SECONDS = 1.0
+BILLING_EVENTS = [
+    events.BillCreated, events.BillUpdated, events.BillPaid, events.BillCancelled, events.BillShared,
+    events.BillAdjusted, events.BillAdjustmentReversed, events.AllocationRejected, events.StatementCreated,
+    events.StatementShared, events.SuperbillCreated, events.SuperbillShared, events.PracticeAutomationChanged,
+]  # fmt: skip
 
 
 def create_service(settings: Settings) -> Service:
@@ -20,6 +25,7 @@ def create_service(settings: Settings) -> Service:
     )
     svc.consume(topics.PAYMENTS, handlers.payments_handlers(svc.outbox))
     svc.consume(topics.DOCUMENTS, {"DocumentRendered": handlers.document_rendered})
+    svc.publishes(topics.BILLING, BILLING_EVENTS)
     svc.background(scheduler.share_loop(svc.db, svc.outbox, SHARE_POLL_SECONDS))
     svc.background(automation.automation_loop(svc.db, svc.outbox, settings))
     return svc

@@ -19,6 +19,9 @@ from services.billing import repository as repo
 from shared import topics
 from shared.events import (
     AllocationRejected,
+    BillAdjusted,
+    BillAdjustment,
+    BillAdjustmentReversed,
     BillCancelled,
     BillCreated,
     BillLine,
@@ -61,11 +64,18 @@ async def snapshots(db: AsyncSession, rows: Sequence[Row[Any]]) -> list[BillSnap
         return []
     ids = [bill.id for bill in rows]
     lines, facts = await repo.lines_of_bills(db, ids), await repo.facts_of_bills(db, ids)
-    return [_snapshot(bill, lines.get(bill.id, []), facts.get(bill.id, [])) for bill in rows]
+    adjustments = await repo.adjustments_of_bills(db, ids)
+    return [
+        _snapshot(bill, lines.get(bill.id, []), facts.get(bill.id, []), adjustments.get(bill.id, [])) for bill in rows
+    ]
 
 
-def _snapshot(bill: Row[Any], lines: Sequence[domain.Line], facts: Sequence[Row[Any]]) -> BillSnapshot:
-    standing = domain.standing(bill.total_cents, bill.client_share_cents, repo.as_facts(facts))
+def _snapshot(
+    bill: Row[Any], lines: Sequence[domain.Line], facts: Sequence[Row[Any]], adjustments: Sequence[Row[Any]]
+) -> BillSnapshot:
+    standing = domain.standing(
+        bill.total_cents, bill.client_share_cents, repo.as_facts(facts), repo.standing_adjustments(adjustments)
+    )
     return BillSnapshot(
         id=str(bill.id),
         number=bill.number,
@@ -111,8 +121,17 @@ def _snapshot(bill: Row[Any], lines: Sequence[domain.Line], facts: Sequence[Row[
             )
             for f in facts
         ],
+        adjusted_cents=standing.adjusted_cents,
+        adjustments=[adjustment_view(a) for a in adjustments],
         version=bill.version,
     )
+
+
+def adjustment_view(row: Row[Any]) -> BillAdjustment:
+    return BillAdjustment(
+        id=str(row.id), payer=row.payer, amount_cents=row.amount_cents, kind=row.kind, reason=row.reason,
+        created_at=row.created_at, reversed_at=row.reversed_at,
+    )  # fmt: skip
 
 
 def view(bill: Row[Any], snap: BillSnapshot) -> dict[str, Any]:
@@ -270,15 +289,22 @@ async def cancel_bill(
     return bill, snap
 
 
-async def refresh(db: AsyncSession, outbox: Outbox, bill: Row[Any]) -> Row[Any]:
-    """After a fact changed: re-derive paid and status from all facts, bump the version and
-    stage one event for the new version (BillPaid when it just became paid, else BillUpdated)."""
+async def current_standing(db: AsyncSession, bill: Row[Any]) -> domain.Standing:
     facts = repo.as_facts(await repo.bill_facts(db, bill.id))
-    standing = domain.standing(bill.total_cents, bill.client_share_cents, facts)
-    status = domain.status_after(bill.status, standing.balance_cents)
+    adjustments = repo.standing_adjustments((await repo.adjustments_of_bills(db, [bill.id])).get(bill.id, []))
+    return domain.standing(bill.total_cents, bill.client_share_cents, facts, adjustments)
+
+
+async def refresh(db: AsyncSession, outbox: Outbox, bill: Row[Any]) -> Row[Any]:
+    """After a fact or adjustment changed: re-derive paid, adjusted and status from all of
+    them, bump the version and stage one event for the new version (BillPaid when it just
+    became paid, else BillUpdated)."""
+    standing = await current_standing(db, bill)
+    status = domain.status_after(bill.status, standing.balance_cents, standing.adjusted_cents)
     updated = await repo.update_bill(
-        db, bill.id, paid_cents=standing.paid_cents, status=status, version=bill.version + 1
-    )
+        db, bill.id, paid_cents=standing.paid_cents, adjusted_cents=standing.adjusted_cents, status=status,
+        version=bill.version + 1,
+    )  # fmt: skip
     snap = await snapshot(db, updated)
     event: Model = BillPaid(bill=snap) if status == "paid" and bill.status != "paid" else BillUpdated(bill=snap)
     await stage(outbox, db, bill.practice_id, bill.client_id, event)
@@ -295,21 +321,69 @@ async def apply_payment(
     client_id: str,
 ) -> None:
     """One allocation of a payment to one of our bills. A bill cancelled meanwhile cannot
-    take it: AllocationRejected tells payments to make it client credit."""
+    take it, nor can cents an adjustment cleared meanwhile: AllocationRejected tells payments
+    to make that amount client credit."""
     bill = await repo.get_bill(db, practice_id, bill_id, lock=True)
     if bill is None:
         await repo.refuse_foreign_bill(db, practice_id, bill_id)
         log.warning("payment %s names unknown bill %s; ignored", fact["payment_id"], bill_id)
         return
     if bill.status == "cancelled":
-        rejected = AllocationRejected(
-            payment_id=fact["payment_id"], bill_id=bill_id, client_id=client_id,
-            amount_cents=fact["amount_cents"], reason="bill_cancelled",
-        )  # fmt: skip
-        await stage(outbox, db, practice_id, client_id, rejected)
+        await _reject(outbox, db, practice_id, client_id, fact, bill_id, fact["amount_cents"], "bill_cancelled")
         return
+    if fact["kind"] == "payment" and bill.adjusted_cents > 0 and not await repo.has_fact(db, bill.id, fact):
+        excess = domain.payment_excess(await current_standing(db, bill), fact["payer"], fact["amount_cents"])
+        if excess:
+            await _reject(outbox, db, practice_id, client_id, fact, bill_id, excess, "bill_adjusted")
+            fact = fact | {"amount_cents": fact["amount_cents"] - excess}
+            if fact["amount_cents"] <= 0:
+                return
     if await repo.add_fact(db, bill.id, **fact):
         await refresh(db, outbox, bill)
+
+
+async def _reject(
+    outbox: Outbox, db: AsyncSession, practice_id: str, client_id: str, fact: dict[str, Any], bill_id: str,
+    amount_cents: int, reason: str,
+) -> None:  # fmt: skip
+    rejected = AllocationRejected(
+        payment_id=fact["payment_id"], bill_id=bill_id, client_id=client_id, amount_cents=amount_cents, reason=reason
+    )
+    await stage(outbox, db, practice_id, client_id, rejected)
+
+
+async def adjust_bill(
+    db: AsyncSession, outbox: Outbox, bill: Row[Any], *, payer: domain.Responsibility, amount_cents: int,
+    kind: domain.AdjustmentKind, reason: str, now: dt.datetime,
+) -> tuple[Row[Any], BillAdjustment]:  # fmt: skip
+    """A write-off, discount or bad debt on a locked bill: lowers what `payer` owes, never
+    below zero (422 above it). Stages BillAdjusted and the bill's new version."""
+    domain.ensure_adjustable(bill.status, await current_standing(db, bill), payer, amount_cents)
+    row = await repo.add_adjustment(
+        db, id=uuid.uuid4(), bill_id=bill.id, payer=payer, kind=kind, amount_cents=amount_cents, reason=reason,
+        created_at=now,
+    )  # fmt: skip
+    adjustment = adjustment_view(row)
+    adjusted = BillAdjusted(bill_id=str(bill.id), client_id=bill.client_id, adjustment=adjustment)
+    await stage(outbox, db, bill.practice_id, bill.client_id, adjusted)
+    return await refresh(db, outbox, bill), adjustment
+
+
+async def reverse_adjustment(
+    db: AsyncSession, outbox: Outbox, bill: Row[Any], adjustment_id: str, *, reason: str | None, now: dt.datetime
+) -> tuple[Row[Any], BillAdjustment]:
+    """Undo one adjustment of a locked bill that is not cancelled: what it took off is owed again."""
+    row = await repo.get_adjustment(db, bill.id, adjustment_id)
+    if row is None:
+        raise domain.RuleViolation("not_found", "adjustment not found", status=404)
+    if row.reversed_at is not None:
+        raise domain.RuleViolation("adjustment_reversed", "this adjustment was already reversed")
+    if bill.status == "cancelled":
+        raise domain.RuleViolation("bill_cancelled", "an adjustment of a cancelled bill cannot be reversed")
+    adjustment = adjustment_view(await repo.reverse_adjustment(db, row.id, now, reason))
+    reversed_ = BillAdjustmentReversed(bill_id=str(bill.id), client_id=bill.client_id, adjustment=adjustment)
+    await stage(outbox, db, bill.practice_id, bill.client_id, reversed_)
+    return await refresh(db, outbox, bill), adjustment
 
 
 async def apply_refund(

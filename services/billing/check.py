@@ -1,5 +1,6 @@
-"""`python -m services.billing.check [PRACTICE_ID]`: recompute every bill's paid figure, status and total
-from the facts (payment and refund applications, bill lines) and report any drift from what
+"""`python -m services.billing.check [PRACTICE_ID]`: recompute every bill's paid and adjusted
+figures, status and total from the facts (payment and refund applications, standing adjustments,
+bill lines) and report any drift from what
 the bill rows say. Exit status 1 when drift is found. Also served at GET /v1/checks/balances."""
 
 import asyncio
@@ -12,7 +13,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing import domain
-from services.billing.db import bill_lines, bill_payments, bills
+from services.billing.db import bill_adjustments, bill_lines, bill_payments, bills
 from shared.db import Database
 from shared.settings import get_settings
 
@@ -33,6 +34,13 @@ async def check_balances(db: AsyncSession, practice_id: str | None = None) -> tu
         (bill_payments.c.kind == "payment", bill_payments.c.amount_cents), else_=-bill_payments.c.amount_cents
     )
     paid = select(bill_payments.c.bill_id, func.sum(signed).label("paid")).group_by(bill_payments.c.bill_id).subquery()
+    adj = bill_adjustments
+    adjusted = (
+        select(adj.c.bill_id, func.sum(adj.c.amount_cents).label("adjusted"))
+        .where(adj.c.reversed_at.is_(None))
+        .group_by(adj.c.bill_id)
+        .subquery()
+    )
     lines = (
         select(bill_lines.c.bill_id, func.sum(bill_lines.c.amount_cents).label("total"))
         .group_by(bill_lines.c.bill_id)
@@ -46,11 +54,14 @@ async def check_balances(db: AsyncSession, practice_id: str | None = None) -> tu
             bills.c.status,
             bills.c.total_cents,
             bills.c.paid_cents,
+            bills.c.adjusted_cents,
             func.coalesce(paid.c.paid, 0).label("derived_paid"),
+            func.coalesce(adjusted.c.adjusted, 0).label("derived_adjusted"),
             func.coalesce(lines.c.total, 0).label("derived_total"),
         )
         .outerjoin(paid, paid.c.bill_id == bills.c.id)
         .outerjoin(lines, lines.c.bill_id == bills.c.id)
+        .outerjoin(adjusted, adjusted.c.bill_id == bills.c.id)
         .order_by(bills.c.practice_id, bills.c.number)
     )
     if practice_id is not None:
@@ -59,12 +70,15 @@ async def check_balances(db: AsyncSession, practice_id: str | None = None) -> tu
     drift: list[Drift] = []
     for r in rows:
         derived_paid, derived_total = int(r.derived_paid), int(r.derived_total)
+        derived_adjusted = int(r.derived_adjusted)
         expected_status = domain.status_after(
-            r.status if r.status == "cancelled" else "open", derived_total - derived_paid
-        )
+            r.status if r.status == "cancelled" else "open", derived_total - derived_paid - derived_adjusted,
+            derived_adjusted,
+        )  # fmt: skip
         for field, stored, derived in (
             ("total_cents", r.total_cents, derived_total),
             ("paid_cents", r.paid_cents, derived_paid),
+            ("adjusted_cents", r.adjusted_cents, derived_adjusted),
             ("status", r.status, expected_status),
         ):
             if stored != derived:

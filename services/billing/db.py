@@ -121,6 +121,8 @@ bills = Table(
     Column("client_share_cents", BigInteger, nullable=False),
     Column("insurance_share_cents", BigInteger, nullable=False),
     Column("paid_cents", BigInteger, nullable=False, server_default="0"),
+    # Cached like paid_cents; the truth is the standing rows of bill_adjustments.
+    Column("adjusted_cents", BigInteger, nullable=False, server_default="0"),
     Column("version", Integer, nullable=False, server_default="1"),
     Column("shared", Boolean, nullable=False, server_default="false"),
     Column("shared_at", DateTime(timezone=True)),
@@ -168,6 +170,23 @@ bill_payments = Table(
     Column("amount_cents", BigInteger, nullable=False),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("bill_id", "kind", "fact_id"),
+)
+
+# Write-offs, discounts, bad debt: what a payer owes lowered without money moving. Never
+# deleted: a reversal stamps reversed_at.
+bill_adjustments = Table(
+    "bill_adjustments",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("bill_id", Uuid, ForeignKey(bills.c.id), nullable=False),
+    Column("payer", String, nullable=False),
+    Column("kind", String, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    _created(),
+    Column("reversed_at", DateTime(timezone=True)),
+    Column("reverse_reason", Text),
+    Index("ix_bill_adjustments_bill", "bill_id", "created_at"),
 )
 
 statements = Table(

@@ -15,7 +15,8 @@ from shared.events import Client, Party, SessionService
 from shared.money import percent_of
 
 Responsibility = Literal["client", "insurance"]
-BillStatus = Literal["open", "paid", "cancelled"]
+BillStatus = Literal["open", "paid", "closed", "cancelled"]
+AdjustmentKind = Literal["write_off", "discount", "bad_debt"]
 
 MISSED_CODES = {"no_show": ("NO-SHOW", "No-show fee"), "late_cancel": ("LATE-CANCEL", "Late cancellation fee")}
 
@@ -196,32 +197,76 @@ class Fact:
 
 
 @dataclass(frozen=True)
+class Adjustment:
+    """A standing (not reversed) adjustment: cents taken off what `payer` owes, no money moved."""
+
+    payer: Responsibility
+    amount_cents: int
+
+
+@dataclass(frozen=True)
 class Standing:
     paid_cents: int
     balance_cents: int
     client_owes_cents: int
     insurance_owes_cents: int
+    adjusted_cents: int = 0
 
 
-def standing(total_cents: int, client_share_cents: int, facts: Iterable[Fact]) -> Standing:
-    """Paid and owed, derived from the facts only. Each party's payments go first to its own
-    share; an overpayment of one share covers the other's, so the two owed figures always add
-    up to the balance and never go below zero while the balance is not negative."""
+def standing(
+    total_cents: int, client_share_cents: int, facts: Iterable[Fact], adjustments: Iterable[Adjustment] = ()
+) -> Standing:
+    """Paid, adjusted and owed, derived from the facts only: balance = total − paid − adjusted.
+    Each party's payments and adjustments go first to its own share; an overpayment of one share
+    covers the other's, so the two owed figures always add up to the balance and never go below
+    zero while the balance is not negative."""
     paid_by = {"client": 0, "insurance": 0}
     for fact in facts:
         paid_by[fact.payer] += fact.amount_cents if fact.kind == "payment" else -fact.amount_cents
+    adjusted_by = {"client": 0, "insurance": 0}
+    for adjustment in adjustments:
+        adjusted_by[adjustment.payer] += adjustment.amount_cents
     paid = paid_by["client"] + paid_by["insurance"]
-    balance = total_cents - paid
+    adjusted = adjusted_by["client"] + adjusted_by["insurance"]
+    balance = total_cents - paid - adjusted
     insurance_share = total_cents - client_share_cents
-    insurance_owes = max(0, min(balance, insurance_share - paid_by["insurance"]))
-    return Standing(paid, balance, balance - insurance_owes, insurance_owes)
+    insurance_owes = max(0, min(balance, insurance_share - paid_by["insurance"] - adjusted_by["insurance"]))
+    return Standing(paid, balance, balance - insurance_owes, insurance_owes, adjusted)
 
 
-def status_after(current: BillStatus, balance_cents: int) -> BillStatus:
-    """`open` ⇄ `paid` follow the balance; `cancelled` is final."""
+def status_after(current: BillStatus, balance_cents: int, adjusted_cents: int = 0) -> BillStatus:
+    """`open` ⇄ `paid`/`closed` follow the balance: at 0 a bill with a standing adjustment is
+    `closed`, one settled by payments alone `paid`; `cancelled` is final."""
     if current == "cancelled":
         return current
-    return "paid" if balance_cents <= 0 else "open"
+    if balance_cents > 0:
+        return "open"
+    return "closed" if adjusted_cents > 0 else "paid"
+
+
+def owed_by(standing_: Standing, payer: Responsibility) -> int:
+    return standing_.client_owes_cents if payer == "client" else standing_.insurance_owes_cents
+
+
+def ensure_adjustable(status: BillStatus, standing_: Standing, payer: Responsibility, amount_cents: int) -> None:
+    """An adjustment lowers what `payer` still owes, never below zero, on a bill not cancelled."""
+    if status == "cancelled":
+        raise RuleViolation("bill_cancelled", "a cancelled bill cannot be adjusted")
+    open_cents = owed_by(standing_, payer)
+    if amount_cents > open_cents:
+        raise RuleViolation(
+            "adjustment_exceeds_balance",
+            f"the {payer}'s open balance on this bill is {open_cents} cents; an adjustment cannot exceed it",
+            status=422,
+        )
+
+
+def payment_excess(standing_: Standing, payer: Responsibility, amount_cents: int) -> int:
+    """The part of a payment a bill cannot take because adjustments already cleared what this
+    payer owed: it goes back to payments as client credit (never applied to written-off cents)."""
+    if standing_.adjusted_cents <= 0:
+        return 0
+    return max(0, amount_cents - max(0, standing_.balance_cents))
 
 
 def unrefunded_payments(facts: Iterable[Fact]) -> dict[str, int]:

@@ -9,14 +9,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-EntryKind = Literal["charge", "payment", "refund", "cancellation"]
+EntryKind = Literal["charge", "payment", "refund", "adjustment", "adjustment_reversed", "cancellation"]
 
 DESCRIPTIONS = {
     "charge": "Bill #{number}",
     "payment": "Payment on bill #{number}",
     "refund": "Refund on bill #{number}",
+    "adjustment": "{label} on bill #{number}",
+    "adjustment_reversed": "{label} on bill #{number} reversed",
     "cancellation": "Bill #{number} cancelled",
 }
+ADJUSTMENT_LABELS = {"write_off": "Write-off", "discount": "Discount", "bad_debt": "Bad debt"}
+
+
+@dataclass(frozen=True)
+class AdjustmentFact:
+    """An adjustment of a bill: taken off on `day`, owed again from `reversed_on` if reversed."""
+
+    day: dt.date
+    kind: str
+    amount_cents: int
+    reversed_on: dt.date | None = None
+
 
 AGING_BUCKETS = ("current", "days_1_30", "days_31_60", "days_61_90", "days_over_90")
 
@@ -30,6 +44,13 @@ class BillFacts:
     total_cents: int
     cancelled_on: dt.date | None
     payments: Sequence[tuple[dt.date, EntryKind, int]]  # (day, "payment"|"refund", cents > 0)
+    adjustments: Sequence[AdjustmentFact] = ()
+
+    def adjusted_on(self, day: dt.date) -> int:
+        """What standing adjustments take off at the end of `day`."""
+        return sum(
+            a.amount_cents for a in self.adjustments if a.day <= day and (a.reversed_on is None or a.reversed_on > day)
+        )
 
 
 @dataclass(frozen=True)
@@ -38,17 +59,26 @@ class Entry:
     kind: EntryKind
     bill_number: int
     amount_cents: int  # signed: what it does to the balance
+    label: str = ""
 
 
 def entries(bills: Sequence[BillFacts]) -> list[Entry]:
+    """Every entry of the bills; a cancellation takes off what the bill still charged (its
+    total less the adjustments standing when it was cancelled), so a cancelled bill nets 0."""
     out: list[Entry] = []
     for bill in bills:
         out.append(Entry(bill.issued_on, "charge", bill.number, bill.total_cents))
         if bill.cancelled_on is not None:
-            out.append(Entry(bill.cancelled_on, "cancellation", bill.number, -bill.total_cents))
+            standing = sum(a.amount_cents for a in bill.adjustments if a.reversed_on is None)
+            out.append(Entry(bill.cancelled_on, "cancellation", bill.number, -(bill.total_cents - standing)))
         for day, kind, cents in bill.payments:
             out.append(Entry(day, kind, bill.number, -cents if kind == "payment" else cents))
-    order = {"charge": 0, "payment": 1, "refund": 2, "cancellation": 3}
+        for a in bill.adjustments:
+            label = ADJUSTMENT_LABELS.get(a.kind, "Adjustment")
+            out.append(Entry(a.day, "adjustment", bill.number, -a.amount_cents, label))
+            if a.reversed_on is not None:
+                out.append(Entry(a.reversed_on, "adjustment_reversed", bill.number, a.amount_cents, label))
+    order = {"charge": 0, "payment": 1, "refund": 2, "adjustment": 3, "adjustment_reversed": 4, "cancellation": 5}
     return sorted(out, key=lambda e: (e.day, e.bill_number, order[e.kind]))
 
 
@@ -71,7 +101,7 @@ def aging(bills: Sequence[BillFacts], as_of: dt.date) -> dict[str, int]:
         if bill.issued_on > as_of or (bill.cancelled_on is not None and bill.cancelled_on <= as_of):
             continue
         paid = sum(c if k == "payment" else -c for day, k, c in bill.payments if day <= as_of)
-        owed = bill.total_cents - paid
+        owed = bill.total_cents - paid - bill.adjusted_on(as_of)
         if owed > 0:
             buckets[aging_bucket((as_of - bill.due_date).days)] += owed
     return buckets
@@ -92,14 +122,14 @@ def statement_body(bills: Sequence[BillFacts], start: dt.date, end: dt.date) -> 
                     "date": e.day.isoformat(),
                     "kind": e.kind,
                     "bill_number": e.bill_number,
-                    "description": DESCRIPTIONS[e.kind].format(number=e.bill_number),
+                    "description": DESCRIPTIONS[e.kind].format(number=e.bill_number, label=e.label),
                     "amount_cents": e.amount_cents,
                     "balance_cents": balance,
                 }
             )
     totals = {
         kind: sum(ln["amount_cents"] for ln in lines if ln["kind"] == kind)
-        for kind in ("charge", "payment", "refund", "cancellation")
+        for kind in ("charge", "payment", "refund", "adjustment", "adjustment_reversed", "cancellation")
     }
     return {
         "start_date": start.isoformat(),
@@ -109,6 +139,7 @@ def statement_body(bills: Sequence[BillFacts], start: dt.date, end: dt.date) -> 
         "charges_cents": totals["charge"],
         "payments_cents": -totals["payment"],
         "refunds_cents": totals["refund"],
+        "adjustments_cents": -(totals["adjustment"] + totals["adjustment_reversed"]),
         "cancellations_cents": -totals["cancellation"],
         "closing_balance_cents": balance,
         "aging": aging(bills, end),

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing import domain
 from services.billing.db import (
+    bill_adjustments,
     bill_lines,
     bill_payments,
     bills,
@@ -353,8 +354,49 @@ async def facts_of_bills(db: AsyncSession, bill_ids: Sequence[uuid.UUID]) -> dic
     return by_bill
 
 
+async def adjustments_of_bills(db: AsyncSession, bill_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Row[Any]]]:
+    """Each bill's adjustments (standing and reversed) oldest first, for any number of bills."""
+    t = bill_adjustments
+    query = select(t).where(t.c.bill_id.in_(list(bill_ids))).order_by(t.c.created_at, t.c.id)
+    by_bill: dict[uuid.UUID, list[Row[Any]]] = {}
+    for r in (await db.execute(query)).all():
+        by_bill.setdefault(r.bill_id, []).append(r)
+    return by_bill
+
+
+def standing_adjustments(rows: Sequence[Row[Any]]) -> list[domain.Adjustment]:
+    return [domain.Adjustment(r.payer, r.amount_cents) for r in rows if r.reversed_at is None]
+
+
+async def add_adjustment(db: AsyncSession, **values: Any) -> Row[Any]:
+    return (await db.execute(bill_adjustments.insert().values(**values).returning(*bill_adjustments.c))).one()
+
+
+async def get_adjustment(db: AsyncSession, bill_id: uuid.UUID, adjustment_id: str) -> Row[Any] | None:
+    aid = parse_id(adjustment_id)
+    if aid is None:
+        return None
+    t = bill_adjustments
+    return (await db.execute(select(t).where(t.c.id == aid, t.c.bill_id == bill_id))).first()
+
+
+async def reverse_adjustment(
+    db: AsyncSession, adjustment_id: uuid.UUID, at: dt.datetime, reason: str | None
+) -> Row[Any]:
+    t = bill_adjustments
+    stmt = update(t).where(t.c.id == adjustment_id).values(reversed_at=at, reverse_reason=reason).returning(*t.c)
+    return (await db.execute(stmt)).one()
+
+
 def as_facts(rows: Sequence[Row[Any]]) -> list[domain.Fact]:
     return [domain.Fact(r.payment_id, r.kind, r.payer, r.amount_cents) for r in rows]
+
+
+async def has_fact(db: AsyncSession, bill_id: uuid.UUID, fact: dict[str, Any]) -> bool:
+    """Whether this payment or refund is already recorded on the bill (a redelivery)."""
+    t = bill_payments
+    query = select(t.c.id).where(t.c.bill_id == bill_id, t.c.kind == fact["kind"], t.c.fact_id == fact["fact_id"])
+    return await db.scalar(query) is not None
 
 
 async def add_fact(db: AsyncSession, bill_id: uuid.UUID, **values: Any) -> bool:

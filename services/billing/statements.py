@@ -26,7 +26,7 @@ STATEMENTS = IssuedKind(
 
 
 async def client_ledger(db: AsyncSession, practice_id: str, client_id: str, tz: str) -> list[ledger.BillFacts]:
-    """Every bill of the client with its payment facts, dated in the practice's timezone."""
+    """Every bill of the client with its payment facts and adjustments, dated in the practice's timezone."""
     zone = zoneinfo.ZoneInfo(tz)
     rows = (
         await db.execute(select(bills).where(bills.c.practice_id == practice_id, bills.c.client_id == client_id))
@@ -41,6 +41,11 @@ async def client_ledger(db: AsyncSession, practice_id: str, client_id: str, tz: 
     by_bill: dict[uuid.UUID, list[tuple[dt.date, Any, int]]] = {}
     for f in facts:
         by_bill.setdefault(f.bill_id, []).append((f.occurred_at.astimezone(zone).date(), f.kind, f.amount_cents))
+    adjustments = await repo.adjustments_of_bills(db, [r.id for r in rows])
+
+    def day(at: dt.datetime | None) -> dt.date | None:
+        return at.astimezone(zone).date() if at else None
+
     return [
         ledger.BillFacts(
             bill_id=str(r.id),
@@ -50,6 +55,10 @@ async def client_ledger(db: AsyncSession, practice_id: str, client_id: str, tz: 
             total_cents=r.total_cents,
             cancelled_on=r.cancelled_at.astimezone(zone).date() if r.cancelled_at else None,
             payments=by_bill.get(r.id, []),
+            adjustments=[
+                ledger.AdjustmentFact(day(a.created_at), a.kind, a.amount_cents, day(a.reversed_at))  # type: ignore[arg-type]
+                for a in adjustments.get(r.id, [])
+            ],
         )
         for r in rows
     ]

@@ -20,10 +20,14 @@ class Body(BaseModel):
 
 # ---- statements ---------------------------------------------------------------------------
 
-EntryKind = Literal["charge", "payment", "refund", "credit", "cancellation"]
-SIGN: dict[str, int] = {"charge": 1, "refund": 1, "payment": -1, "credit": -1, "cancellation": -1}
+EntryKind = Literal["charge", "payment", "refund", "credit", "adjustment", "adjustment_reversed", "cancellation"]
+SIGN: dict[str, int] = {
+    "charge": 1, "refund": 1, "adjustment_reversed": 1, "payment": -1, "credit": -1, "adjustment": -1,
+    "cancellation": -1,
+}  # fmt: skip
 """Which way each kind moves what the client owes: a charge or a refund (money given back) adds
-to it; a payment, a credit (discount, credit applied) or a cancelled bill takes from it."""
+to it; a payment, a credit (discount, credit applied), an adjustment (write-off, discount, bad debt)
+or a cancelled bill takes from it; a reversed adjustment adds it back."""
 
 
 class StatementEntry(Body):

@@ -15,12 +15,16 @@ from shared.events import Address, BillSnapshot, DocumentSource, Party, Practice
 from shared.money import format_money
 
 ENTRY_LABELS = {"charge": "Charge", "payment": "Payment", "refund": "Refund", "credit": "Credit",
+                "adjustment": "Adjustment", "adjustment_reversed": "Adjustment reversed",
                 "cancellation": "Cancellation"}  # fmt: skip
+ADJUSTMENT_LABELS = {"write_off": "Write-off", "discount": "Discount", "bad_debt": "Bad debt"}
 ENTRY_DESCRIPTIONS = {
     "charge": "Bill {number}",
     "payment": "Payment on bill {number}",
     "refund": "Refund on bill {number}",
     "credit": "Credit",
+    "adjustment": "Adjustment on bill {number}",
+    "adjustment_reversed": "Adjustment on bill {number} reversed",
     "cancellation": "Bill {number} cancelled",
 }
 METHOD_LABELS = {"card": "card", "cash": "cash", "check": "check", "credit": "client credit", "other": "other"}
@@ -105,6 +109,16 @@ def bill_view(bill: BillSnapshot) -> dict[str, Any]:
         }
         for p in sorted(bill.payments, key=lambda p: p.occurred_at)
     ]
+    adjustments = [
+        {
+            "date": fmt_date(a.created_at.astimezone(zone).date()),
+            "label": f"{ADJUSTMENT_LABELS.get(a.kind, 'Adjustment')}{' (insurance)' if a.payer == 'insurance' else ''}"
+            + f": {a.reason}",
+            "amount": money(-a.amount_cents),
+        }
+        for a in bill.adjustments
+        if a.reversed_at is None
+    ]
     patient_differs = bill.patient.name != bill.bill_to.name
     return {
         "title": f"Bill {bill_number(bill.number)}",
@@ -122,6 +136,8 @@ def bill_view(bill: BillSnapshot) -> dict[str, Any]:
         "client_owes": money(bill.client_owes_cents),
         "insurance_owes": money(bill.insurance_owes_cents),
         "paid": money(bill.paid_cents),
+        "adjustments": adjustments,
+        "adjusted": money(bill.adjusted_cents) if bill.adjusted_cents else None,
         "balance": money(bill.balance_cents),
         "comments": bill.comments,
         "footer": bill.practice.footer_comment,

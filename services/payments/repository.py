@@ -23,15 +23,17 @@ async def upsert_bill(session: AsyncSession, practice_id: str, bill: BillSnapsho
     """Keep the latest version of each bill; an older snapshot arriving late changes nothing.
     What each party owes is kept as its share of the bill (the sum of its lines), never the
     snapshot's remaining figures: what is open is that share less the applications here, which
-    already count the payments billing's later snapshots have subtracted."""
+    already count the payments billing's later snapshots have subtracted. Standing adjustments
+    (write-offs, discounts) come off the share of the payer they were made for, so a payment
+    is never applied to written-off cents."""
     values = {
         "id": bill.id,
         "practice_id": practice_id,
         "client_id": bill.client_id,
         "number": bill.number,
         "status": bill.status,
-        "client_owes_cents": sum(line.client_owes_cents for line in bill.lines),
-        "insurance_owes_cents": sum(line.insurance_owes_cents for line in bill.lines),
+        "client_owes_cents": sum(line.client_owes_cents for line in bill.lines) - bill.adjusted_by("client"),
+        "insurance_owes_cents": sum(line.insurance_owes_cents for line in bill.lines) - bill.adjusted_by("insurance"),
         "total_cents": bill.total_cents,
         "access_code": bill.access_code,
         "currency": bill.practice.currency,

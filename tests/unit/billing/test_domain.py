@@ -186,3 +186,47 @@ def test_a_platform_paid_session_is_never_billed_to_the_client() -> None:
     with pytest.raises(domain.RuleViolation) as caught:
         domain.ensure_client_billable("s1", "alma", platforms)
     assert caught.value.code == "session_paid_by_third_party" and caught.value.status == 409
+
+
+adjustments = st.lists(
+    st.builds(
+        domain.Adjustment,
+        payer=st.sampled_from(["client", "insurance"]),
+        amount_cents=st.integers(min_value=1, max_value=50_000),
+    ),
+    max_size=4,
+)
+
+
+@given(cents, st.integers(min_value=0, max_value=100), facts, adjustments)
+def test_standing_with_adjustments_adds_up(total: int, client_pct: int, fs: list, adjs: list) -> None:
+    s = domain.standing(total * 2, total * 2 * client_pct // 100, fs, adjs)
+    assert s.adjusted_cents == sum(a.amount_cents for a in adjs)
+    assert s.balance_cents == total * 2 - s.paid_cents - s.adjusted_cents
+    assert s.client_owes_cents + s.insurance_owes_cents == s.balance_cents
+    assert s.insurance_owes_cents >= 0
+
+
+def test_adjustments_come_off_their_payers_share_and_close_the_bill() -> None:
+    s = domain.standing(10000, 2000, [], [domain.Adjustment("insurance", 3000)])
+    assert (s.client_owes_cents, s.insurance_owes_cents, s.balance_cents) == (2000, 5000, 7000)
+    s = domain.standing(
+        10000, 10000, [domain.Fact("p", "payment", "client", 4000)], [domain.Adjustment("client", 6000)]
+    )
+    assert (s.balance_cents, s.adjusted_cents) == (0, 6000)
+    assert domain.status_after("open", s.balance_cents, s.adjusted_cents) == "closed"
+    assert domain.status_after("closed", 500, 0) == "open"
+    with pytest.raises(domain.RuleViolation) as caught:
+        domain.ensure_adjustable("open", domain.standing(10000, 2000, []), "client", 2001)
+    assert caught.value.status == 422
+    domain.ensure_adjustable("open", domain.standing(10000, 2000, []), "insurance", 8000)
+    with pytest.raises(domain.RuleViolation):
+        domain.ensure_adjustable("cancelled", domain.standing(10000, 2000, []), "client", 1)
+
+
+def test_a_payment_beyond_what_adjustments_left_open_is_turned_back() -> None:
+    s = domain.standing(10000, 10000, [], [domain.Adjustment("client", 7000)])
+    assert domain.payment_excess(s, "client", 5000) == 2000
+    assert domain.payment_excess(s, "client", 3000) == 0
+    unadjusted = domain.standing(10000, 10000, [domain.Fact("p", "payment", "client", 10000)])
+    assert domain.payment_excess(unadjusted, "client", 500) == 0, "without adjustments nothing changes"

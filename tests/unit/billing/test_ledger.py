@@ -72,3 +72,25 @@ def test_closing_is_opening_plus_entries_and_equals_aging_when_nothing_is_overpa
         body["charges_cents"] - body["payments_cents"] == body["closing_balance_cents"] - body["opening_balance_cents"]
     )
     StatementBody.model_validate(body)  # what documents accepts and renders
+
+
+def test_adjustments_on_statements_aging_and_a_cancelled_adjusted_bill_nets_zero() -> None:
+    day = lambda n: D0 + dt.timedelta(days=n)  # noqa: E731
+    adjusted = ledger.BillFacts(
+        "1", 1, day(0), day(30), 10000, None, [(day(2), "payment", 1000)],
+        [ledger.AdjustmentFact(day(3), "write_off", 4000), ledger.AdjustmentFact(day(4), "discount", 500, day(6))],
+    )  # fmt: skip
+    cancelled = ledger.BillFacts(
+        "2", 2, day(0), day(30), 3000, day(8), [], [ledger.AdjustmentFact(day(1), "bad_debt", 3000)]
+    )
+    body = ledger.statement_body([adjusted, cancelled], day(0), day(10))
+    assert [(e["kind"], e["amount_cents"], e["description"]) for e in body["entries"] if e["bill_number"] == 1] == [
+        ("charge", 10000, "Bill #1"), ("payment", -1000, "Payment on bill #1"),
+        ("adjustment", -4000, "Write-off on bill #1"), ("adjustment", -500, "Discount on bill #1"),
+        ("adjustment_reversed", 500, "Discount on bill #1 reversed"),
+    ]  # fmt: skip
+    assert [e["amount_cents"] for e in body["entries"] if e["bill_number"] == 2] == [3000, -3000, 0]
+    assert body["closing_balance_cents"] == 5000 and body["adjustments_cents"] == 4000 + 3000
+    assert sum(body["aging"].values()) == 5000
+    assert sum(ledger.aging([adjusted], day(5)).values()) == 10000 - 1000 - 4000 - 500
+    StatementBody.model_validate(body)
