@@ -26,6 +26,11 @@ class Principal:
     def can_see_client(self, client_id: str) -> bool:
         return self.is_staff or self.client_id == client_id
 
+    def scoped_key(self, key: str | None) -> str | None:
+        """An Idempotency-Key as stored: scoped to the caller (staff, or one client), so one
+        caller's key can never replay another caller's answer within the practice."""
+        return f"{self.role}:{self.client_id or ''}:{key}" if key else None
+
 
 def issue_token(
     practice_id: str,

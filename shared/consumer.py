@@ -43,11 +43,19 @@ def consumer_group(service: str, topic: str) -> str:
     return f"{service}.{topic}"
 
 
+RETRY_SQLSTATES = frozenset({"40001", "40P01"})
+"""Serialization failure and deadlock: Postgres aborted the transaction because of another
+one, not because of the message; running it again succeeds."""
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Infrastructure trouble (retry forever) as opposed to a message that cannot be applied."""
+    """Infrastructure trouble or a lost race (retry forever) as opposed to a message that
+    cannot be applied."""
     if isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError | OSError):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if not isinstance(exc, DBAPIError):
+        return False
+    return exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) in RETRY_SQLSTATES
 
 
 @dataclass
@@ -175,9 +183,22 @@ class EventConsumer:
             value = r.value if isinstance(r.value, bytes) else str(r.value).encode()
             messages.append(OutboundMessage(topics.dlq(r.topic), key, value, headers))
             log.error("dead-lettered %s@%s/%s: %s", r.topic, r.partition, r.offset, f.reason)
+        await self._publish_until_done(messages)
         self.failures.extend(failures)
-        await self.dlq_publisher.publish_many(messages)
         DEAD_LETTERED.labels(self.service, self.topic).inc(len(messages))
+
+    async def _publish_until_done(self, messages: Sequence[OutboundMessage]) -> None:
+        """A dead letter must be in the DLQ before this batch's offsets can be committed (the
+        next commit would skip the poison message for good): retry without limit."""
+        delay = self.backoff_seconds
+        while True:
+            try:
+                await self.dlq_publisher.publish_many(messages)
+                return
+            except Exception as exc:
+                log.warning("DLQ publish failed, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def subscribe(self, broker: KafkaBroker, *, max_records: int = 500) -> None:
         """Register on the FastStream broker: batch consumption, manual commit after the DB commit."""

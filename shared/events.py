@@ -319,6 +319,9 @@ class SuperbillShared(Model):
 class Allocation(Model):
     bill_id: str
     amount_cents: int = Field(gt=0)
+    balance_after_cents: int | None = None
+    """What the payer still owes on the bill once this payment is in (payments computes it
+    under the bill lock, so two quick payments each see the other): receipts quote it."""
 
 
 class PaymentInfo(Model):

@@ -126,13 +126,25 @@ async def idempotent_replay(
     )
     if inserted:
         return None
+    return await idempotent_lookup(session, table, practice_id, key, fingerprint)
+
+
+async def idempotent_lookup(
+    session: AsyncSession, table: Table, practice_id: str, key: str | None, fingerprint: str
+) -> tuple[int, Any] | None:
+    """The stored answer for `key` without claiming it (None if the key is new): for a route
+    that must answer a retry before checks the first request changed (e.g. nothing left to pay)."""
+    if not key:
+        return None
     row = (
         await session.execute(
             select(table.c.request_hash, table.c.status_code, table.c.response).where(
                 table.c.practice_id == practice_id, table.c.key == key
             )
         )
-    ).one()
+    ).one_or_none()
+    if row is None:
+        return None
     if row.request_hash != fingerprint:
         raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request")
     if row.status_code is None:

@@ -83,7 +83,7 @@ async def run_write(
 
     async with svc.db.transaction() as db:
         status, result = await idempotent_answer(
-            db, svc.idempotency_table, principal.practice_id, key, fingerprint, encoded
+            db, svc.idempotency_table, principal.practice_id, principal.scoped_key(key), fingerprint, encoded
         )
     return JSONResponse(result, status_code=status)
 

@@ -109,11 +109,15 @@ class KnownBill:
 def remaining_after(payment_id: str, allocations: list[Allocation], bills: dict[str, KnownBill]) -> int | None:
     """Balance left on the bills a payment went to, or None when not known for certain.
 
-    billing's updated snapshot may arrive before or after the payment event: a snapshot that
-    already lists the payment shows the balance after it, an older one is reduced by the
-    allocation."""
+    The payment event carries it (`balance_after_cents`); for an event without it, billing's
+    snapshot, which may arrive before or after the payment event: a snapshot that already
+    lists the payment shows the balance after it, an older one is reduced by the allocation."""
     if not allocations:
         return None
+    if all(a.balance_after_cents is not None for a in allocations):
+        # payments computed it under the bill lock: exact even when payments come in quick
+        # succession, which billing's snapshots (one behind) cannot be.
+        return sum(a.balance_after_cents or 0 for a in allocations)
     total = 0
     for allocation in allocations:
         bill = bills.get(allocation.bill_id)

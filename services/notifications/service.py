@@ -30,5 +30,10 @@ async def retry_failed_email(
 
     async with svc.db.transaction() as session:
         return await idempotent_answer(
-            session, svc.idempotency_table, principal.practice_id, idempotency_key, fingerprint, work
+            session,
+            svc.idempotency_table,
+            principal.practice_id,
+            principal.scoped_key(idempotency_key),
+            fingerprint,
+            work,
         )

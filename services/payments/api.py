@@ -133,7 +133,12 @@ async def edit_payment(
 
     async with ctx.svc.db.transaction() as session:
         result = await idempotent_answer(
-            session, ctx.svc.idempotency_table, principal.practice_id, idempotency_key, fingerprint, work
+            session,
+            ctx.svc.idempotency_table,
+            principal.practice_id,
+            principal.scoped_key(idempotency_key),
+            fingerprint,
+            work,
         )
     return answer(result)
 
@@ -151,5 +156,7 @@ async def create_refund(
     ctx = ctx_of(service)
     await _visible_payment(ctx, principal, payment_id)
     return answer(
-        await refund_payment(ctx, principal.practice_id, payment_id, body, idempotency_key or body.idempotency_key)
+        await refund_payment(
+            ctx, principal.practice_id, payment_id, body, principal.scoped_key(idempotency_key or body.idempotency_key)
+        )
     )

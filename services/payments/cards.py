@@ -125,7 +125,7 @@ async def store_card(ctx: Payments, principal: Principal, client_id: str, req: C
 
     async with ctx.svc.db.transaction() as session:
         return await idempotent_answer(
-            session, ctx.svc.idempotency_table, principal.practice_id, key, fingerprint, work
+            session, ctx.svc.idempotency_table, principal.practice_id, principal.scoped_key(key), fingerprint, work
         )
 
 

@@ -97,6 +97,6 @@ async def adjust_credit(
 
     async with ctx.svc.db.transaction() as session:
         result = await idempotent_answer(
-            session, ctx.svc.idempotency_table, principal.practice_id, key, fingerprint, work
+            session, ctx.svc.idempotency_table, principal.practice_id, principal.scoped_key(key), fingerprint, work
         )
     return answer(result)

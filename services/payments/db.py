@@ -91,9 +91,15 @@ payments = Table(
     Column("credit_cents", BigInteger, nullable=False, server_default="0"),
     Column("autopay", Boolean, nullable=False, server_default="false"),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("currency", String),
+    Column("off_session", Boolean),
     Index("ix_payments_practice_client", "practice_id", "client_id", "created_at"),
     Index("ix_payments_pending", "status", postgresql_where=text("status = 'pending'")),
 )
+"""`status`: pending (a Stripe charge in flight, holding its amount on the bills), succeeded,
+failed, or review (Stripe reported an amount or currency other than ours: held, not applied,
+for an operator). `currency` and `off_session` are the Stripe charge's parameters, fixed when
+the payment is recorded so a retry sends the same ones under the same idempotency key."""
 
 bill_applications = Table(
     "bill_applications",

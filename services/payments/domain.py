@@ -243,3 +243,17 @@ def after_night(failed_nights: int, *, failed: bool) -> NightOutcome:
     AUTOPAY_MAX_FAILED_NIGHTS-th failure in a row turns autopay off."""
     count = failed_nights + 1 if failed else 0
     return NightOutcome(count, count >= AUTOPAY_MAX_FAILED_NIGHTS)
+
+
+def plan_reversal(taken: Sequence[Application], open_now: Mapping[str, BillBalance]) -> list[Application]:
+    """Giving back a refund Stripe refused: each bill gets at most what is open on it now (it
+    may have been paid again, or cancelled, since the refund reopened it); the caller turns
+    the rest into client credit."""
+    back = []
+    open_left = {b: bal.open_cents if bal.status != "cancelled" else 0 for b, bal in open_now.items()}
+    for part in taken:
+        amount = min(part.amount_cents, open_left.get(part.bill_id, 0))
+        if amount > 0:
+            open_left[part.bill_id] -= amount
+            back.append(Application(part.bill_id, amount))
+    return back

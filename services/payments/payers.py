@@ -89,7 +89,7 @@ async def record_remittance(
 
     async with ctx.svc.db.transaction() as session:
         result = await idempotent_answer(
-            session, ctx.svc.idempotency_table, principal.practice_id, key, fingerprint, work
+            session, ctx.svc.idempotency_table, principal.practice_id, principal.scoped_key(key), fingerprint, work
         )
     return answer(result)
 

@@ -15,12 +15,12 @@ from sqlalchemy import func, select
 from services.payments import repository as repo
 from services.payments.api import answer, ctx_of
 from services.payments.db import bills, pay_page_failures
-from services.payments.recording import CardRef, record_payment
+from services.payments.recording import CardRef, record_payment, replayed_payment
 from services.payments.schemas import PaymentIn, PublicPayIn
 from services.payments.service import Payments
 from services.payments.stripe_gateway import StripeDeclined, StripeUnavailable
 from shared.auth import Principal
-from shared.http import ApiError
+from shared.http import ApiError, request_fingerprint
 from shared.runtime import ServiceDep
 
 router = APIRouter(tags=["pay page"])
@@ -75,6 +75,14 @@ async def public_pay(
 ) -> JSONResponse:
     ctx = ctx_of(service)
     bill = await find_bill(ctx, body, request.client.host if request.client else "unknown")
+    principal = Principal(bill.practice_id, "client", bill.client_id)
+    # A retry gets the first answer, before the checks the first payment changed (it may have
+    # paid the bill in full): keyed per bill, fingerprinted on what was asked.
+    key = f"pay:{bill.id}:{idempotency_key}" if idempotency_key else None
+    fingerprint = request_fingerprint("POST", "/v1/public/pay", body.model_dump(exclude={"access_code"}))
+    replay = await replayed_payment(ctx, principal, key, fingerprint)
+    if replay:
+        return _pay_answer(replay, bill.number)
     async with ctx.svc.db.transaction() as session:
         applied = (await repo.applied_by_bill(session, [bill.id], "client")).get(bill.id, 0)
     open_cents = bill.client_owes_cents - applied
@@ -91,9 +99,12 @@ async def public_pay(
         raise ApiError(503, "stripe_unavailable", "the card service did not answer; try again") from exc
     card = CardRef(None, details.payment_method_id, None, details.brand, details.last4)
     req = PaymentIn(client_id=bill.client_id, bill_id=bill.id, method="card", online=True, amount_cents=amount)
-    principal = Principal(bill.practice_id, "client", bill.client_id)
-    status, result = await record_payment(ctx, principal, req, idempotency_key, card=card)
+    return _pay_answer(await record_payment(ctx, principal, req, key, card=card, fingerprint=fingerprint), bill.number)
+
+
+def _pay_answer(result: tuple[int, dict[str, Any]], bill_number: int) -> JSONResponse:
+    status, body = result
     if status != 201:
-        return answer((status, result))
+        return answer(result)
     keep = ("id", "status", "amount_cents", "card_brand", "card_last4", "paid_at", "stripe_payment_intent_id")
-    return answer((201, {k: result[k] for k in keep} | {"bill_number": bill.number}))
+    return answer((201, {k: body[k] for k in keep} | {"bill_number": bill_number}))

@@ -1,8 +1,8 @@
 """Resolves payments and refunds left `pending` when Stripe did not answer in time. A payment
 whose intent id is known is looked up; without it the charge is retried with the same
-idempotency key (our payment id), which Stripe answers with the original intent instead of
-charging again. A pending refund is retried the same way (key: our refund id). One replica
-at a time (advisory lock)."""
+idempotency key (our payment id) and the same parameters (all stored on the payment), which
+Stripe answers with the original intent instead of charging again. A pending refund is
+retried the same way (key: our refund id). One replica at a time (advisory lock)."""
 
 import datetime as dt
 import logging
@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 
 from services.payments.db import payments, refunds
 from services.payments.recording import charge_online, settle_intent
-from services.payments.refunds import reverse_refund, settle_refund
+from services.payments.refunds import refused, settle_refund
 from services.payments.service import Payments
 from services.payments.stripe_gateway import StripeDeclined, StripeUnavailable
 from shared.polling import every
@@ -48,7 +48,7 @@ async def reconcile_pending(ctx: Payments, *, older_than: dt.timedelta) -> int:
                     if row.stripe_payment_intent_id:
                         await settle_intent(ctx, row.id, await ctx.stripe.retrieve_intent(row.stripe_payment_intent_id))
                     else:
-                        await charge_online(ctx, row, key=None, off_session=row.stripe_customer_id is not None)
+                        await charge_online(ctx, row, key=None)
                 except Exception:
                     log.exception("pending payment %s not resolved yet", row.id)
             for refund in pending_refunds:
@@ -60,7 +60,8 @@ async def reconcile_pending(ctx: Payments, *, older_than: dt.timedelta) -> int:
                     )
                     await settle_refund(ctx, refund.id, stripe_id, None)
                 except StripeDeclined as exc:
-                    await reverse_refund(ctx, refund.id, exc.reason, None)
+                    if not await refused(ctx, refund.id, exc, None):
+                        await settle_refund(ctx, refund.id, None, None)
                 except StripeUnavailable:
                     log.warning("Stripe still unavailable for pending refund %s", refund.id)
             return len(pending_payments) + len(pending_refunds)

@@ -5,7 +5,9 @@ transaction open, then it is settled: succeeded, failed (402, nothing applied) o
 pending for the reconciler when Stripe did not answer."""
 
 import datetime as dt
+import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,16 +15,24 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.payments import repository as repo
-from services.payments.db import bills, cards, payments
+from services.payments.db import cards, payments, practices
 from services.payments.domain import Application, PaymentRuleError, plan_credit_use, plan_payment
 from services.payments.schemas import PaymentIn
 from services.payments.service import Payments, allocations, payment_info, payment_row, payment_view, rule_error
 from services.payments.stripe_gateway import IntentResult, StripeDeclined, StripeUnavailable
 from shared.auth import Principal
 from shared.events import PaymentFailed, PaymentRecorded
-from shared.http import ApiError, idempotent_replay, idempotent_store, not_found, request_fingerprint
+from shared.http import (
+    ApiError,
+    idempotent_lookup,
+    idempotent_replay,
+    idempotent_store,
+    not_found,
+    request_fingerprint,
+)
 
 Answer = tuple[int, dict[str, Any]]
+log = logging.getLogger(__name__)
 
 
 def requested_applications(req: PaymentIn) -> list[Application]:
@@ -52,6 +62,7 @@ async def record_payment(
     *,
     card: CardRef | None = None,
     autopay: bool = False,
+    fingerprint: str | None = None,
 ) -> Answer:
     if not principal.is_staff:
         if principal.client_id != req.client_id:
@@ -60,20 +71,49 @@ async def record_payment(
             raise ApiError(403, "forbidden", "clients pay online by card; other payments are recorded by staff")
     requested = requested_applications(req)
     await ctx.wait_for_bills(a.bill_id for a in requested)
-    fingerprint = request_fingerprint("POST", "/v1/payments", req.model_dump(exclude={"idempotency_key"}))
+    body = req.model_dump(exclude={"idempotency_key"})
+    fingerprint = fingerprint or request_fingerprint("POST", "/v1/payments", body)
+    key = principal.scoped_key(key)
     payment_id = str(uuid.uuid4())
     async with ctx.svc.db.transaction() as session:
         replay = await idempotent_replay(session, ctx.svc.idempotency_table, principal.practice_id, key, fingerprint)
         if replay:
-            return replay
+            return await _current(ctx, session, replay)
         if card is None and req.method == "card":
             card = await _card_for(session, principal.practice_id, req)
-        row = await _record(ctx, session, principal, req, requested, payment_id, card, autopay=autopay)
+        row = await _record(
+            ctx, session, principal, req, requested, payment_id, card, autopay=autopay, off_session=principal.is_staff
+        )
         answer = 201, await payment_view(ctx, session, row)
         await idempotent_store(session, ctx.svc.idempotency_table, principal.practice_id, key, *answer)
     if row.status != "pending":
         return answer
-    return await charge_online(ctx, row, key=key, off_session=principal.is_staff)
+    return await charge_online(ctx, row, key=key)
+
+
+async def replayed_payment(ctx: Payments, principal: Principal, key: str | None, fingerprint: str) -> Answer | None:
+    """The answer a retry of an earlier request gets, without recording anything (the pay page
+    asks before it checks what is left to pay: the first payment may have paid it all)."""
+    async with ctx.svc.db.transaction() as session:
+        replay = await idempotent_lookup(
+            session, ctx.svc.idempotency_table, principal.practice_id, principal.scoped_key(key), fingerprint
+        )
+        return await _current(ctx, session, replay) if replay else None
+
+
+async def _current(ctx: Payments, session: AsyncSession, replay: Answer) -> Answer:
+    """A stored `pending` answer is replayed as the payment is now: the reconciler or a webhook
+    may have settled it since, and they do not know the caller's key."""
+    status, body = replay
+    if status != 201 or body.get("status") != "pending" or "id" not in body:
+        return replay
+    return await _answer(ctx, session, await payment_row(session, body["id"]))
+
+
+async def _answer(ctx: Payments, session: AsyncSession, row: Row[Any]) -> Answer:
+    if row.status == "failed":
+        return 402, {"error": {"code": "card_declined", "message": f"{row.failure_reason} (payment {row.id})"}}
+    return 201, await payment_view(ctx, session, row)
 
 
 async def _card_for(session: AsyncSession, practice_id: str, req: PaymentIn) -> CardRef | None:
@@ -110,6 +150,7 @@ async def _record(
     card: CardRef | None,
     *,
     autopay: bool = False,
+    off_session: bool = False,
 ) -> Row[Any]:
     practice_id = principal.practice_id
     locked = await repo.lock_bills(session, (a.bill_id for a in requested))
@@ -128,6 +169,7 @@ async def _record(
     if autopay and plan.credit_cents:
         raise ApiError(409, "balance_changed", "the bill's open balance changed since autopay looked; not charged")
     online = req.method == "card" and req.online
+    currency = await _currency(session, practice_id, locked.values())
     await session.execute(
         payments.insert().values(
             id=payment_id,
@@ -150,6 +192,8 @@ async def _record(
             paid_at=req.paid_at or dt.datetime.now(dt.UTC),
             credit_cents=plan.credit_cents,
             autopay=autopay,
+            currency=currency,
+            off_session=off_session if online else None,
         )
     )
     await repo.add_applications(
@@ -178,14 +222,28 @@ async def _check_household(session: AsyncSession, practice_id: str, client_id: s
         raise ApiError(422, "not_same_household", "allocations may only cover bills of the client's household")
 
 
+async def _currency(session: AsyncSession, practice_id: str, locked: Iterable[Row[Any]]) -> str:
+    """The currency a charge is made in: its bills', else (a prepayment) the practice's."""
+    for bill in locked:
+        return str(bill.currency)
+    currency = await session.scalar(select(practices.c.currency).where(practices.c.practice_id == practice_id))
+    return currency or "USD"
+
+
 async def settle_succeeded(ctx: Payments, session: AsyncSession, row: Row[Any]) -> None:
-    """The money is in: credit the rest, stage PaymentRecorded (row status is succeeded)."""
+    """The money is in: credit the rest, stage PaymentRecorded (row status is succeeded). The
+    client lock is taken here too: a payment settled later (Stripe) must not write credit
+    beside another writer, or the balance it reports would be stale."""
     applied = await repo.payment_applications(session, row.id)
+    left = await repo.settled_open(session, [a.bill_id for a in applied], row.payer)
+    await repo.lock_client(session, row.practice_id, row.client_id)
     await ctx.stage(
         session,
         row.practice_id,
         row.client_id,
-        PaymentRecorded(payment=payment_info(row), allocations=allocations(applied), credit_cents=row.credit_cents),
+        PaymentRecorded(
+            payment=payment_info(row), allocations=allocations(applied, left), credit_cents=row.credit_cents
+        ),
     )
     if row.credit_cents:
         kind = "overpayment" if applied else "prepayment"
@@ -202,16 +260,19 @@ async def settle_succeeded(ctx: Payments, session: AsyncSession, row: Row[Any]) 
         await ctx.credit(session, row.practice_id, row.client_id, "used", -row.amount_cents, payment_id=row.id)
 
 
-async def charge_online(ctx: Payments, row: Row[Any], *, key: str | None, off_session: bool) -> Answer:
-    """Call Stripe for a pending payment (no transaction open), then settle it."""
+async def charge_online(ctx: Payments, row: Row[Any], *, key: str | None) -> Answer:
+    """Call Stripe for a pending payment (no transaction open), then settle it. Every
+    parameter comes from the payment row, so a retry (the reconciler) repeats the first call
+    exactly under the same idempotency key."""
     try:
         result = await ctx.stripe.charge(
             payment_id=row.id,
+            practice_id=row.practice_id,
             amount_cents=row.amount_cents,
-            currency=await _currency(ctx, row.id),
+            currency=row.currency or "USD",
             payment_method_id=row.stripe_payment_method_id,
             customer_id=row.stripe_customer_id,
-            off_session=off_session,
+            off_session=bool(row.off_session),
         )
     except StripeDeclined as exc:
         return await settle_intent(ctx, row.id, None, declined=exc, key=key)
@@ -219,13 +280,6 @@ async def charge_online(ctx: Payments, row: Row[Any], *, key: str | None, off_se
         async with ctx.svc.db.transaction() as session:
             return 201, await payment_view(ctx, session, await payment_row(session, row.id))
     return await settle_intent(ctx, row.id, result, key=key)
-
-
-async def _currency(ctx: Payments, payment_id: str) -> str:
-    async with ctx.svc.db.transaction() as session:
-        bill_ids = [a.bill_id for a in await repo.payment_applications(session, payment_id)]
-        currency = await session.scalar(select(bills.c.currency).where(bills.c.id.in_(bill_ids)).limit(1))
-    return currency or "USD"
 
 
 async def settle_intent(
@@ -239,39 +293,57 @@ async def settle_intent(
     """Resolve a pending payment from what Stripe says. Idempotent: a payment already settled
     (by the webhook, the reconciler or the request itself) is left as it is."""
     async with ctx.svc.db.transaction() as session:
-        row = (await session.execute(select(payments).where(payments.c.id == payment_id).with_for_update())).one()
-        answer: Answer
-        if row.status == "pending":
-            if declined is not None or (result and result.status in ("requires_payment_method", "canceled")):
-                reason = declined.reason if declined else (result.failure_reason if result else None)
-                await _fail(ctx, session, row, reason or "the card was declined", result)
-            elif result is not None and result.status == "succeeded":
-                await session.execute(
-                    update(payments)
-                    .where(payments.c.id == payment_id)
-                    .values(
-                        status="succeeded",
-                        stripe_payment_intent_id=result.intent_id,
-                        stripe_charge_id=result.charge_id,
-                        paid_at=dt.datetime.now(dt.UTC),
-                    )
+        return await settle_intent_in(ctx, session, payment_id, result, declined=declined, key=key)
+
+
+async def settle_intent_in(
+    ctx: Payments,
+    session: AsyncSession,
+    payment_id: str,
+    result: IntentResult | None,
+    *,
+    declined: StripeDeclined | None = None,
+    key: str | None = None,
+) -> Answer:
+    """settle_intent inside the caller's transaction (the webhook records the event with it)."""
+    row = (await session.execute(select(payments).where(payments.c.id == payment_id).with_for_update())).one()
+    if row.status == "pending":
+        if result is not None and result.status == "succeeded" and not _same_money(row, result):
+            reason = f"Stripe charged {result.amount} {result.currency}, not {row.amount_cents} {row.currency}"
+            log.error("payment %s held for review: Stripe's amount or currency differs from ours", row.id)
+            await session.execute(
+                update(payments)
+                .where(payments.c.id == payment_id)
+                .values(status="review", failure_reason=reason, stripe_payment_intent_id=result.intent_id)
+            )
+        elif declined is not None or (result and result.status in ("requires_payment_method", "canceled")):
+            reason = declined.reason if declined else (result.failure_reason if result else None)
+            await _fail(ctx, session, row, reason or "the card was declined", result)
+        elif result is not None and result.status == "succeeded":
+            await session.execute(
+                update(payments)
+                .where(payments.c.id == payment_id)
+                .values(
+                    status="succeeded",
+                    stripe_payment_intent_id=result.intent_id,
+                    stripe_charge_id=result.charge_id,
+                    paid_at=dt.datetime.now(dt.UTC),
                 )
-                await settle_succeeded(ctx, session, await payment_row(session, payment_id))
-            elif result is not None:
-                await session.execute(
-                    update(payments)
-                    .where(payments.c.id == payment_id)
-                    .values(stripe_payment_intent_id=result.intent_id)
-                )
-        row = await payment_row(session, payment_id)
-        if row.status == "failed":
-            message = f"{row.failure_reason} (payment {row.id})"
-            answer = 402, {"error": {"code": "card_declined", "message": message}}
-        else:
-            answer = 201, await payment_view(ctx, session, row)
-        if key:
-            await idempotent_store(session, ctx.svc.idempotency_table, row.practice_id, key, *answer)
+            )
+            await settle_succeeded(ctx, session, await payment_row(session, payment_id))
+        elif result is not None:
+            await session.execute(
+                update(payments).where(payments.c.id == payment_id).values(stripe_payment_intent_id=result.intent_id)
+            )
+    answer = await _answer(ctx, session, await payment_row(session, payment_id))
+    if key:
+        await idempotent_store(session, ctx.svc.idempotency_table, row.practice_id, key, *answer)
     return answer
+
+
+def _same_money(row: Row[Any], result: IntentResult) -> bool:
+    """What Stripe charged is what we recorded: a forged or mistaken intent is never applied."""
+    return result.amount == row.amount_cents and (result.currency or "").upper() == (row.currency or "USD").upper()
 
 
 async def _fail(ctx: Payments, session: AsyncSession, row: Row[Any], reason: str, result: IntentResult | None) -> None:

@@ -10,8 +10,8 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.payments import repository as repo
-from services.payments.db import refunds
-from services.payments.domain import Application, PaymentRuleError, plan_refund
+from services.payments.db import payments, refunds
+from services.payments.domain import Application, PaymentRuleError, plan_refund, plan_reversal
 from services.payments.schemas import RefundIn
 from services.payments.service import Payments, allocations, payment_info, payment_row, refund_view, rule_error
 from services.payments.stripe_gateway import StripeDeclined, StripeUnavailable
@@ -28,7 +28,7 @@ async def refund_payment(ctx: Payments, practice_id: str, payment_id: str, req: 
     async with ctx.svc.db.transaction() as session:
         replay = await idempotent_replay(session, ctx.svc.idempotency_table, practice_id, key, fingerprint)
         if replay:
-            return replay
+            return await _current(session, replay)
         payment = await repo.lock_payment(session, practice_id, payment_id)
         if payment is None:
             raise not_found("payment")
@@ -52,11 +52,34 @@ async def refund_payment(ctx: Payments, practice_id: str, payment_id: str, req: 
             refund_id=refund.id, payment_intent_id=payment.stripe_payment_intent_id, amount_cents=refund.amount_cents
         )
     except StripeDeclined as exc:
-        await reverse_refund(ctx, refund.id, exc.reason, key)
-        raise ApiError(409, "stripe_refused_refund", exc.reason) from exc
+        if await refused(ctx, refund.id, exc, key):
+            raise ApiError(409, "stripe_refused_refund", exc.reason) from exc
+        stripe_id = None
     except StripeUnavailable:
         return result
     return await settle_refund(ctx, refund.id, stripe_id, key)
+
+
+ALREADY_REFUNDED = "charge_already_refunded"
+"""Stripe's answer when the charge has no room left: refunded in full another way (the
+dashboard). Our refund is then covered by that refund, never a refusal to reverse."""
+
+
+async def refused(ctx: Payments, refund_id: str, exc: StripeDeclined, key: str | None) -> bool:
+    """Stripe said no to a refund: reverse it (True), unless the charge was already refunded at
+    Stripe, in which case the client has the money and the refund stands (False)."""
+    if exc.code == ALREADY_REFUNDED:
+        return False
+    await reverse_refund(ctx, refund_id, exc.reason, key)
+    return True
+
+
+async def _current(session: AsyncSession, replay: Answer) -> Answer:
+    """A stored `pending` refund is replayed as it is now (the reconciler may have settled it)."""
+    status, body = replay
+    if status != 201 or body.get("status") != "pending" or "id" not in body:
+        return replay
+    return 201, refund_view(await _refund_row(session, body["id"]))
 
 
 async def refund_in_tx(
@@ -162,50 +185,71 @@ async def _stage_refunded(ctx: Payments, session: AsyncSession, payment: Row[Any
     )
 
 
-async def settle_refund(ctx: Payments, refund_id: str, stripe_refund_id: str, key: str | None) -> Answer:
+async def settle_refund(ctx: Payments, refund_id: str, stripe_refund_id: str | None, key: str | None) -> Answer:
     async with ctx.svc.db.transaction() as session:
-        refund = (await session.execute(select(refunds).where(refunds.c.id == refund_id).with_for_update())).one()
-        if refund.status == "pending":
-            await session.execute(
-                update(refunds)
-                .where(refunds.c.id == refund_id)
-                .values(status="succeeded", stripe_refund_id=stripe_refund_id)
-            )
-            refund = await _refund_row(session, refund_id)
-            await _stage_refunded(ctx, session, await payment_row(session, refund.payment_id), refund)
+        refund = await settle_refund_in(ctx, session, refund_id, stripe_refund_id)
         result: Answer = 201, refund_view(refund)
         await idempotent_store(session, ctx.svc.idempotency_table, refund.practice_id, key, *result)
     return result
 
 
-async def reverse_refund(ctx: Payments, refund_id: str, reason: str, key: str | None) -> None:
-    """Stripe refused: give the bills and the credit back what the refund had taken."""
-    async with ctx.svc.db.transaction() as session:
-        refund = (await session.execute(select(refunds).where(refunds.c.id == refund_id).with_for_update())).one()
-        if refund.status != "pending":
-            return
-        payment = await payment_row(session, refund.payment_id)
-        parts = [Application(a["bill_id"], a["amount_cents"]) for a in refund.plan.get("allocations", [])]
-        await repo.add_applications(
-            session,
-            practice_id=refund.practice_id,
-            client_of_bill=await repo.bill_clients(session, [p.bill_id for p in parts]),
-            payer=payment.payer,
-            payment_id=payment.id,
-            refund_id=refund.id,
-            kind="refund_reversed",
-            applications=parts,
+async def settle_refund_in(
+    ctx: Payments, session: AsyncSession, refund_id: str, stripe_refund_id: str | None
+) -> Row[Any]:
+    """A pending refund Stripe has made (its id), or that a Stripe-side refund covers (None)."""
+    refund = (await session.execute(select(refunds).where(refunds.c.id == refund_id).with_for_update())).one()
+    if refund.status == "pending":
+        await session.execute(
+            update(refunds)
+            .where(refunds.c.id == refund_id)
+            .values(status="succeeded", stripe_refund_id=stripe_refund_id)
         )
-        await repo.lock_client(session, refund.practice_id, refund.client_id)
-        if payment.method == "credit":
-            back = -refund.amount_cents
-        else:
-            back = refund.credit_cents
-        await ctx.credit(
-            session, refund.practice_id, refund.client_id, "refund_reversed", back,
-            payment_id=payment.id, refund_id=refund.id, reason=reason,
-        )  # fmt: skip
-        await session.execute(update(refunds).where(refunds.c.id == refund_id).values(status="failed", reason=reason))
-        if key:
+        refund = await _refund_row(session, refund_id)
+        await _stage_refunded(ctx, session, await payment_row(session, refund.payment_id), refund)
+    return refund
+
+
+async def reverse_refund(ctx: Payments, refund_id: str, reason: str, key: str | None) -> None:
+    async with ctx.svc.db.transaction() as session:
+        practice_id = await reverse_refund_in(ctx, session, refund_id, reason)
+        if key and practice_id:
             body = {"error": {"code": "stripe_refused_refund", "message": reason}}
-            await idempotent_store(session, ctx.svc.idempotency_table, refund.practice_id, key, 409, body)
+            await idempotent_store(session, ctx.svc.idempotency_table, practice_id, key, 409, body)
+
+
+async def reverse_refund_in(ctx: Payments, session: AsyncSession, refund_id: str, reason: str) -> str | None:
+    """Stripe refused: the money never left, so give it back: to each bill at most what is
+    open on it now (under the bill locks: it may have been paid again or cancelled since),
+    the rest to the client's credit. Returns the practice, or None if not pending."""
+    pending = (await session.execute(select(refunds.c.payment_id).where(refunds.c.id == refund_id))).one()
+    payment = (
+        await session.execute(select(payments).where(payments.c.id == pending.payment_id).with_for_update())
+    ).one()
+    refund = (await session.execute(select(refunds).where(refunds.c.id == refund_id).with_for_update())).one()
+    if refund.status != "pending":
+        return None
+    taken = [Application(a["bill_id"], a["amount_cents"]) for a in refund.plan.get("allocations", [])]
+    locked = await repo.lock_bills(session, [t.bill_id for t in taken])
+    open_now = await repo.balances(session, locked, payment.payer)
+    back = plan_reversal(taken, open_now)
+    await repo.add_applications(
+        session,
+        practice_id=refund.practice_id,
+        client_of_bill={b: r.client_id for b, r in locked.items()},
+        payer=payment.payer,
+        payment_id=payment.id,
+        refund_id=refund.id,
+        kind="refund_reversed",
+        applications=back,
+    )
+    await repo.lock_client(session, refund.practice_id, refund.client_id)
+    to_bills = sum(a.amount_cents for a in back)
+    # A refund of a credit payment had put its whole amount into credit; any other refund had
+    # taken its credit part from there. Either way, what the bills cannot take stays credit.
+    credit = -to_bills if payment.method == "credit" else refund.amount_cents - to_bills
+    await ctx.credit(
+        session, refund.practice_id, refund.client_id, "refund_reversed", credit,
+        payment_id=payment.id, refund_id=refund.id, reason=reason,
+    )  # fmt: skip
+    await session.execute(update(refunds).where(refunds.c.id == refund_id).values(status="failed", reason=reason))
+    return str(refund.practice_id)

@@ -74,6 +74,30 @@ async def applied_by_bill(session: AsyncSession, bill_ids: Iterable[str], payer:
     return {bill_id: int(total) for bill_id, total in rows.all()}
 
 
+async def settled_open(session: AsyncSession, bill_ids: Sequence[str], payer: Payer) -> dict[str, int]:
+    """What the payer still owes on each bill counting only money that is in (succeeded
+    payments, net of their refunds): the "remaining balance" a receipt quotes."""
+    if not bill_ids:
+        return {}
+    t = bill_applications
+    paid = dict(
+        (
+            await session.execute(
+                select(t.c.bill_id, func.sum(t.c.amount_cents))
+                .join(payments, payments.c.id == t.c.payment_id)
+                .where(t.c.bill_id.in_(list(bill_ids)), t.c.payer == payer, payments.c.status == "succeeded")
+                .group_by(t.c.bill_id)
+            )
+        ).all()
+    )
+    rows = (await session.execute(select(bills).where(bills.c.id.in_(list(bill_ids))))).all()
+    return {
+        r.id: owed_by(payer, r.client_owes_cents, r.insurance_owes_cents) - int(paid.get(r.id) or 0)
+        for r in rows
+        if r.status != "cancelled"
+    }
+
+
 async def balances(session: AsyncSession, locked: dict[str, Row[Any]], payer: Payer) -> dict[str, BillBalance]:
     applied = await applied_by_bill(session, locked, payer)
     return {
@@ -182,11 +206,12 @@ async def payment_credit_part(session: AsyncSession, payment_id: str) -> int:
     return int(total or 0)
 
 
-async def refunded_total(session: AsyncSession, payment_id: str, *, disputes: bool = True) -> int:
-    """Refunds that count against the payment: done or still in flight (with or without the
-    disputes, which Stripe does not count in a charge's amount_refunded)."""
+async def refunded_total(session: AsyncSession, payment_id: str, *, disputes: bool = True, pending: bool = True) -> int:
+    """Refunds that count against the payment: done or (with `pending`) still in flight; with
+    or without the disputes, which Stripe does not count in a charge's amount_refunded."""
+    statuses = ("pending", "succeeded") if pending else ("succeeded",)
     q = select(func.coalesce(func.sum(refunds.c.amount_cents), 0)).where(
-        refunds.c.payment_id == payment_id, refunds.c.status.in_(("pending", "succeeded"))
+        refunds.c.payment_id == payment_id, refunds.c.status.in_(statuses)
     )
     if not disputes:
         q = q.where(refunds.c.source != "dispute")

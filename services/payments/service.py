@@ -91,8 +91,13 @@ def payment_info(row: Row[Any]) -> PaymentInfo:
     )
 
 
-def allocations(applications: Iterable[Application]) -> list[Allocation]:
-    return [Allocation(bill_id=a.bill_id, amount_cents=a.amount_cents) for a in applications if a.amount_cents > 0]
+def allocations(applications: Iterable[Application], balance_after: dict[str, int] | None = None) -> list[Allocation]:
+    left = balance_after or {}
+    return [
+        Allocation(bill_id=a.bill_id, amount_cents=a.amount_cents, balance_after_cents=left.get(a.bill_id))
+        for a in applications
+        if a.amount_cents > 0
+    ]
 
 
 async def payment_row(session: AsyncSession, payment_id: str) -> Row[Any]:

@@ -38,6 +38,8 @@ class IntentResult:
     status: str
     charge_id: str | None
     failure_reason: str | None
+    amount: int | None = None
+    currency: str | None = None
 
 
 def _field(obj: Any, key: str) -> Any:
@@ -49,7 +51,15 @@ def intent_result(intent: Any) -> IntentResult:
     charge = _field(intent, "latest_charge")
     charge_id = charge if isinstance(charge, str) or charge is None else charge["id"]
     error = _field(intent, "last_payment_error")
-    return IntentResult(intent["id"], intent["status"], charge_id, _field(error, "message"))
+    amount = _field(intent, "amount")
+    return IntentResult(
+        intent["id"],
+        intent["status"],
+        charge_id,
+        _field(error, "message"),
+        int(amount) if amount is not None else None,
+        _field(intent, "currency"),
+    )
 
 
 def card_details(pm: Any) -> CardDetails:
@@ -85,6 +95,7 @@ class StripeGateway:
         self,
         *,
         payment_id: str,
+        practice_id: str,
         amount_cents: int,
         currency: str,
         payment_method_id: str,
@@ -98,7 +109,7 @@ class StripeGateway:
             "payment_method": payment_method_id,
             "payment_method_types": ["card"],
             "confirm": True,
-            "metadata": {"payment_id": payment_id},
+            "metadata": {"payment_id": payment_id, "practice_id": practice_id},
         }
         if customer_id:
             params["customer"] = customer_id
