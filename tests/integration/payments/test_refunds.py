@@ -43,7 +43,7 @@ async def test_partial_refund_takes_the_credit_part_first_then_reopens_the_bill(
     )
     refunded = next(e["data"] for e in events if e["event_type"] == "PaymentRefunded")
     assert refunded["refund"]["amount_cents"] == 5000 and refunded["credit_cents"] == 2000
-    assert refunded["allocations"] == [{"bill_id": bill_id, "amount_cents": 3000}]
+    assert refunded["allocations"] == [{"bill_id": bill_id, "amount_cents": 3000, "balance_after_cents": 3000}]
     assert refunded["payment"]["id"] == payment["id"]
 
     rest = await refund(http, practice, payment["id"])

@@ -143,6 +143,7 @@ async def test_webhooks_record_dashboard_refunds_and_disputes_once(svc, http, pu
         "object": "charge",
         "payment_intent": payment["stripe_payment_intent_id"],
         "amount": 10000,
+        "currency": "usd",
         "amount_refunded": 2500,
     }
     payload, headers = signed(svc.settings, "charge.refunded", charge)
@@ -222,6 +223,7 @@ async def test_payment_intent_webhooks_settle_pending_payments(svc, http, publis
 
     def intent(payment_id: str, status: str, error: dict | None = None) -> dict:
         return {"id": f"pi_{uuid.uuid4().hex[:12]}", "object": "payment_intent", "status": status,
+                "amount": 2000, "currency": "usd",
                 "latest_charge": f"ch_{uuid.uuid4().hex[:12]}", "last_payment_error": error,
                 "metadata": {"payment_id": payment_id}}  # fmt: skip
 
