@@ -342,3 +342,84 @@ async def test_idempotency_keys_are_scoped_to_the_caller(svc, http, publish) -> 
         answers.append(r.json())
     assert answers[0]["id"] != answers[1]["id"]
     assert [a["client_id"] for a in answers] != [answers[0]["client_id"]] * 2
+
+
+async def test_two_quick_payments_each_carry_the_balance_they_leave(svc, http, publish) -> None:
+    """Case 6: receipts quote the balance after each payment; two payments in quick succession
+    must not both say the same (billing's snapshot is one behind): payments puts it in the event."""
+    practice, client, bill_id = await with_bill(svc, publish, owes=15000)
+    body = {"client_id": client, "bill_id": bill_id, "method": "cash", "amount_cents": 5000}
+    for _ in range(2):
+        assert (await http.post("/v1/payments", json=body, headers=staff(practice))).status_code == 201
+    events = await payment_events(
+        svc.settings, client, lambda es: sum(e["event_type"] == "PaymentRecorded" for e in es) == 2
+    )
+    left = [e["data"]["allocations"][0]["balance_after_cents"] for e in events if e["event_type"] == "PaymentRecorded"]
+    assert left == [10000, 5000]
+
+
+def intent_event(payment: dict[str, Any], practice: str, **overrides: Any) -> dict[str, Any]:
+    return {"id": f"pi_{uuid.uuid4().hex[:12]}", "object": "payment_intent", "status": "succeeded",
+            "amount": payment["amount_cents"], "currency": "usd", "latest_charge": f"ch_{uuid.uuid4().hex[:12]}",
+            "metadata": {"payment_id": payment["id"], "practice_id": practice}} | overrides  # fmt: skip
+
+
+async def pending_payment(svc, http, publish, monkeypatch, owes: int = 2000) -> tuple[str, dict[str, Any]]:
+    practice, client, bill_id = await with_bill(svc, publish, owes=owes)
+    await add_card(svc, http, practice, client)
+
+    async def no_answer(**kwargs: Any) -> Any:
+        raise StripeUnavailable("connection refused")
+
+    monkeypatch.setattr(svc.payments.stripe, "charge", no_answer)
+    body = {"client_id": client, "bill_id": bill_id, "method": "card", "online": True, "amount_cents": owes}
+    payment = (await http.post("/v1/payments", json=body, headers=staff(practice))).json()
+    assert payment["status"] == "pending"
+    return practice, payment
+
+
+async def test_an_intent_whose_amount_or_currency_differs_is_held_not_applied(svc, http, publish, monkeypatch) -> None:
+    """Issue 12: the intent's amount and currency are compared with our payment."""
+    practice, _, _, payment = await card_payment(svc, http, publish, 7000)
+    charge = {"id": payment["stripe_charge_id"], "object": "charge", "amount": 7000, "currency": "eur",
+              "payment_intent": payment["stripe_payment_intent_id"], "amount_refunded": 7000}  # fmt: skip
+    payload, headers = signed(svc.settings, "charge.refunded", charge)
+    assert (await http.post("/v1/stripe/webhook", content=payload, headers=headers)).status_code == 200
+    assert (await open_on(http, practice, payment["id"]))["refunds"] == []
+    for wrong in ({"amount": 1}, {"currency": "eur"}):
+        practice, payment = await pending_payment(svc, http, publish, monkeypatch)
+        payload, headers = signed(svc.settings, "payment_intent.succeeded", intent_event(payment, practice, **wrong))
+        assert (await http.post("/v1/stripe/webhook", content=payload, headers=headers)).status_code == 200
+        after = await open_on(http, practice, payment["id"])
+        assert after["status"] == "review" and "Stripe charged" in after["failure_reason"]
+
+
+async def test_an_intent_settles_only_its_own_payment_in_its_own_practice(svc, http, publish, monkeypatch) -> None:
+    """Issue 12: lookups scoped by practice; an intent cannot settle a payment bound to another."""
+    practice, payment = await pending_payment(svc, http, publish, monkeypatch)
+    other_practice = intent_event(payment, practice)
+    other_practice["metadata"]["practice_id"] = new_id("p")
+    payload, headers = signed(svc.settings, "payment_intent.succeeded", other_practice)
+    assert (await http.post("/v1/stripe/webhook", content=payload, headers=headers)).status_code == 200
+    assert (await open_on(http, practice, payment["id"]))["status"] == "pending"
+
+    async with svc.db.transaction() as session:  # Stripe answered with an intent still in progress
+        await session.execute(
+            text("UPDATE payments SET stripe_payment_intent_id = :pi WHERE id = :id"),
+            {"pi": f"pi_{uuid.uuid4().hex[:12]}", "id": payment["id"]},
+        )
+    hijack = intent_event(payment, practice)
+    payload, headers = signed(svc.settings, "payment_intent.succeeded", hijack)
+    assert (await http.post("/v1/stripe/webhook", content=payload, headers=headers)).status_code == 200
+    assert (await open_on(http, practice, payment["id"]))["status"] == "pending"
+
+
+async def test_a_webhook_delivered_twice_at_once_is_applied_once(svc, http, publish, monkeypatch) -> None:
+    """Issue 12: de-duplication is insert-first, in the transaction of the effect."""
+    practice, payment = await pending_payment(svc, http, publish, monkeypatch)
+    payload, headers = signed(svc.settings, "payment_intent.succeeded", intent_event(payment, practice))
+    answers = await asyncio.gather(
+        *(http.post("/v1/stripe/webhook", content=payload, headers=headers) for _ in range(2))
+    )
+    assert sorted(a.json().get("duplicate", False) for a in answers) == [False, True]
+    assert (await open_on(http, practice, payment["id"]))["status"] == "succeeded"
