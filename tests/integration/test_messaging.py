@@ -12,7 +12,7 @@ import httpx
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from sqlalchemy import Column, String, Table, func, select
+from sqlalchemy import Column, String, Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import topics
@@ -295,3 +295,65 @@ async def test_idle_loops_do_not_wake_each_other(messaging_settings: Settings) -
         await svc.stop()
     # Polling every 20 ms gives about 50 passes a second each; a wake-up loop gives thousands.
     assert calls["relay"] < 120 and calls["other"] < 120, calls
+
+
+async def test_a_failed_dlq_publish_is_retried_so_the_poison_is_never_skipped(
+    messaging_settings: Settings, publish
+) -> None:
+    """If the DLQ publish fails, the batch's offsets must not be committed by the next batch:
+    the poison message would vanish. The publish is retried until the DLQ has it."""
+    svc = await fresh_service(messaging_settings)
+    handler = Probe()
+    consumer = svc.consume(topics.SCHEDULING, {"ClientUpserted": handler})
+    real = consumer.dlq_publisher
+    refused: list[int] = []
+
+    class BrokerDownForTheDlq:
+        async def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
+            if len(refused) < 2:
+                refused.append(len(messages))
+                raise ConnectionError("broker unreachable")
+            await real.publish_many(messages)
+
+    consumer.dlq_publisher = BrokerDownForTheDlq()
+    await svc.start()
+    try:
+        await publish(topics.SCHEDULING, b"{poison", key="client-dlq", settings=svc.settings)
+        await eventually(lambda: refused)
+        after = example_event("ClientUpserted-adult")
+        await publish(topics.SCHEDULING, after, key="client-dlq", settings=svc.settings)
+        dlq = await read_topic(svc.settings, topics.dlq(topics.SCHEDULING), until=lambda rs: len(rs) >= 1, timeout=10)
+        assert len(dlq) == 1 and dlq[0].value == b"{poison"
+        await eventually(lambda: _contains(svc, after["event_id"]))
+    finally:
+        await svc.stop()
+
+
+async def test_deadlocks_and_serialization_failures_are_retried_never_dead_lettered(
+    messaging_settings: Settings, publish
+) -> None:
+    """Postgres aborting a transaction for a lost race is not the event's fault: more failures
+    in a row than CONSUMER_MAX_RETRIES still end with the event applied, and no DLQ entry."""
+    svc = await fresh_service(messaging_settings)
+    raised: list[str] = []
+
+    async def racing(session: AsyncSession, event: Envelope[Any]) -> None:
+        if len(raised) <= svc.settings.consumer_max_retries + 1:
+            code = "40P01" if len(raised) % 2 else "40001"
+            raised.append(code)
+            await session.execute(text(f"DO $$ BEGIN RAISE EXCEPTION 'lost a race' USING ERRCODE = '{code}'; END $$"))
+        await session.execute(probe.insert().values(event_id=event.event_id, note="applied"))
+
+    svc.consume(topics.SCHEDULING, {"ClientUpserted": racing, "SessionCompleted": racing})
+    await svc.start()
+    try:
+        event = example_event("ClientUpserted-adult")
+        await publish(topics.SCHEDULING, event, key="client-race", settings=svc.settings)
+        await eventually(lambda: _contains(svc, event["event_id"]))
+        poison = b"{marker"
+        await publish(topics.SCHEDULING, poison, key="client-race", settings=svc.settings)
+        dlq = await read_topic(svc.settings, topics.dlq(topics.SCHEDULING), until=lambda rs: len(rs) >= 1)
+    finally:
+        await svc.stop()
+    assert set(raised) == {"40001", "40P01"} and len(raised) > svc.settings.consumer_max_retries
+    assert [r.value for r in dlq] == [poison], "only the marker, never the applied event"

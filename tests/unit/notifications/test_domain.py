@@ -137,6 +137,16 @@ def test_remaining_balance_whichever_event_arrived_first() -> None:
     assert domain.remaining_after("p1", [], after) is None
 
 
+def test_remaining_balance_of_two_quick_payments_comes_from_the_payment_events() -> None:
+    """Both receipts were written against the same (stale) snapshot: the balance each payment
+    left, computed by payments under the bill lock, wins."""
+    stale = {"b1": domain.KnownBill(15000, frozenset())}
+    first = [Allocation(bill_id="b1", amount_cents=5000, balance_after_cents=10000)]
+    second = [Allocation(bill_id="b1", amount_cents=5000, balance_after_cents=5000)]
+    assert domain.remaining_after("p1", first, stale) == 10000
+    assert domain.remaining_after("p2", second, stale) == 5000
+
+
 @given(
     st.lists(
         st.tuples(st.integers(min_value=1, max_value=10**7), st.integers(min_value=0, max_value=10**7), st.booleans()),
