@@ -65,7 +65,8 @@ async def test_cash_payment_in_full_is_recorded_and_announced(svc, http, publish
     assert len(recorded) == 1
     data = recorded[0]["data"]
     assert data["payment"]["id"] == payment["id"] and data["payment"]["method"] == "cash"
-    assert data["allocations"] == [{"bill_id": bill_id, "amount_cents": 16000, "balance_after_cents": 0}] and data["credit_cents"] == 0
+    assert data["allocations"] == [{"bill_id": bill_id, "amount_cents": 16000, "balance_after_cents": 0}]
+    assert data["credit_cents"] == 0
     assert recorded[0]["practice_id"] == practice
 
     got = await http.get(f"/v1/payments/{payment['id']}", headers=staff(practice))
