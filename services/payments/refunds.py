@@ -165,6 +165,7 @@ async def _refund_row(session: AsyncSession, refund_id: str) -> Row[Any]:
 
 async def _stage_refunded(ctx: Payments, session: AsyncSession, payment: Row[Any], refund: Row[Any]) -> None:
     parts = [Application(a["bill_id"], a["amount_cents"]) for a in refund.plan.get("allocations", [])]
+    left = await repo.settled_open(session, [p.bill_id for p in parts], payment.payer)
     await ctx.stage(
         session,
         payment.practice_id,
@@ -179,7 +180,7 @@ async def _stage_refunded(ctx: Payments, session: AsyncSession, payment: Row[Any
                 refunded_at=refund.created_at,
             ),
             payment=payment_info(payment),
-            allocations=allocations(parts),
+            allocations=allocations(parts, left),
             credit_cents=refund.credit_cents,
         ),
     )
