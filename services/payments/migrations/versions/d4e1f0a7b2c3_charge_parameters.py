@@ -1,7 +1,7 @@
 """charge parameters kept on the payment
 
 Revision ID: d4e1f0a7b2c3
-Revises: c69565e763f2
+Revises: 5e1b7a0c2d91
 Create Date: 2026-11-30 03:10:00
 
 A retried Stripe call (the reconciler after a timeout) must send exactly the parameters of
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "d4e1f0a7b2c3"
-down_revision: str | None = "c69565e763f2"
+down_revision: str | None = "5e1b7a0c2d91"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
