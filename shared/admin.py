@@ -12,13 +12,14 @@ import time
 import asyncpg
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from shared import kafka_acls, topics
 from shared.kafka import client_options
 from shared.settings import Settings, get_settings
 
-SERVICES = ("billing", "payments", "documents", "notifications")
+SERVICES = ("billing", "payments", "documents", "notifications", "reports")
 
 
 async def ensure_database(settings: Settings, database: str | None = None) -> None:
@@ -71,6 +72,10 @@ async def ensure_topics(settings: Settings) -> None:
                 await client.create_topics(new)
             except TopicAlreadyExistsError:
                 pass
+        # The topics that feed the reports read model keep their events, so it can be rebuilt.
+        retention = {"retention.ms": str(settings.topic_retention_ms), "retention.bytes": "-1"}
+        kept = [ConfigResource(ConfigResourceType.TOPIC, settings.topic(t), retention) for t in topics.RETAINED]
+        await client.alter_configs(kept)
     finally:
         await client.close()
 

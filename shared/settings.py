@@ -7,7 +7,14 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-DEFAULT_PORTS = {"billing": 8001, "payments": 8002, "documents": 8003, "notifications": 8004, "web": 8000}
+DEFAULT_PORTS = {
+    "billing": 8001,
+    "payments": 8002,
+    "documents": 8003,
+    "notifications": 8004,
+    "reports": 8005,
+    "web": 8000,
+}
 
 
 class Settings(BaseSettings):
@@ -35,6 +42,7 @@ class Settings(BaseSettings):
     payments_database_url: str | None = None
     documents_database_url: str | None = None
     notifications_database_url: str | None = None
+    reports_database_url: str | None = None
     auth_secret: str = "dev-secret-change-me-dev-secret-change-me"
     http_host: str = "127.0.0.1"
     billing_port: int = DEFAULT_PORTS["billing"]
@@ -49,8 +57,12 @@ class Settings(BaseSettings):
     billing_url: str | None = None
     payments_url: str | None = None
     notifications_url: str | None = None
+    reports_port: int = DEFAULT_PORTS["reports"]
     public_base_url: str = "http://localhost:8002"
     documents_url: str = "http://127.0.0.1:8003"
+    # retention of the topics that feed the reports read model (-1 = keep forever, so
+    # `python -m services.reports rebuild` can replay them)
+    topic_retention_ms: int = -1
     documents_render_workers: int = 0  # render processes per documents replica; 0 = one per CPU
     documents_render_lease_seconds: int = 120  # a claimed render job is retried by any replica after this
     documents_render_max_attempts: int = 3  # render crashes before a document is marked failed

@@ -8,6 +8,8 @@ NOTIFICATIONS = "notifications.events"
 PORTAL = "portal.notifications"
 
 ALL = (SCHEDULING, BILLING, PAYMENTS, DOCUMENTS, NOTIFICATIONS, PORTAL)
+# Replayed by `python -m services.reports rebuild`: kept for TOPIC_RETENTION_MS (default forever).
+RETAINED = (SCHEDULING, BILLING, PAYMENTS, DOCUMENTS, NOTIFICATIONS)
 
 
 def dlq(topic: str) -> str:

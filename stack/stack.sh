@@ -151,7 +151,7 @@ infra_up() {
   "$PY" -m shared.admin setup
 }
 
-SERVICES=(billing payments documents notifications web)
+SERVICES=(billing payments documents notifications reports web)
 
 services_up() {
   for s in "${SERVICES[@]}"; do
@@ -160,7 +160,7 @@ services_up() {
   for s in "${SERVICES[@]}"; do
     "$PY" -m shared.admin wait-ready "$s" 60 || { tail -30 "$STATE/log/svc-$s.log" >&2; exit 1; }
   done
-  log "services: billing :8001, payments :8002, documents :8003, notifications :8004, web console http://localhost:8000 (logs in .stack/log)"
+  log "services: billing :8001, payments :8002, documents :8003, notifications :8004, reports :8005, web console http://localhost:8000 (logs in .stack/log)"
 }
 
 stop_all() {

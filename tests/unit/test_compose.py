@@ -16,7 +16,13 @@ def test_compose_has_the_official_images_and_the_four_services() -> None:
     assert services["kafka"]["image"].startswith("apache/kafka:4")
     assert services["postgres"]["image"].startswith("postgres:")
     assert services["mailpit"]["image"].startswith("axllent/mailpit")
-    for name, port in {"billing": 8001, "payments": 8002, "documents": 8003, "notifications": 8004}.items():
+    for name, port in {
+        "billing": 8001,
+        "payments": 8002,
+        "documents": 8003,
+        "notifications": 8004,
+        "reports": 8005,
+    }.items():
         svc = services[name]
         assert svc["command"] == f"python -m services.{name}"
         assert svc["ports"] == [f"{port}:{port}"]

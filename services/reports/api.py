@@ -1,0 +1,139 @@
+"""HTTP routes, thin: the reports and the journal, as JSON or CSV, for the practice's staff only."""
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterable, Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from services.reports import domain, queries
+from shared.auth import StaffPrincipal
+from shared.http import ApiError, decode_cursor, encode_cursor
+from shared.runtime import ServiceDep
+
+router = APIRouter(prefix="/v1", tags=["reports"])
+
+Day = Annotated[dt.date | None, Query()]
+Format = Annotated[str | None, Query(alias="format", pattern="^(json|csv)$")]
+
+
+def wants_csv(request: Request, fmt: str | None) -> bool:
+    if fmt is not None:
+        return fmt == "csv"
+    return "text/csv" in request.headers.get("accept", "")
+
+
+def csv_response(header: Sequence[str], rows: Iterable[Sequence[Any]], filename: str) -> Response:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(["" if v is None else v for v in row] for row in rows)
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
+    )
+
+
+def check_range(start: dt.date | None, end: dt.date | None) -> None:
+    if start and end and start > end:
+        raise ApiError(422, "invalid_range", "from is after to")
+
+
+@router.get("/reports/aging", summary="Open balances by days past due, per client and by payer")
+async def aging(
+    request: Request, principal: StaffPrincipal, svc: ServiceDep, as_of: Day = None, fmt: Format = None
+) -> Response:
+    async with svc.db.transaction() as session:
+        report = await queries.aging(session, principal.practice_id, as_of)
+    if not wants_csv(request, fmt):
+        return JSONResponse(report)
+    rows = ([c["client_id"], c["client_name"], *c["buckets"].values(), c["total_cents"]] for c in report["clients"])
+    return csv_response(["client_id", "client_name", *domain.BUCKETS, "total_cents"], rows, f"aging-{report['as_of']}")
+
+
+@router.get("/reports/payments", summary="Payments, refunds and net by method, day or clinician")
+async def payments(
+    request: Request,
+    principal: StaffPrincipal,
+    svc: ServiceDep,
+    start: Annotated[dt.date | None, Query(alias="from")] = None,
+    end: Annotated[dt.date | None, Query(alias="to")] = None,
+    group_by: queries.PaymentsGroup = "method",
+    fmt: Format = None,
+) -> Response:
+    check_range(start, end)
+    async with svc.db.transaction() as session:
+        report = await queries.payments(session, principal.practice_id, start, end, group_by)
+    if not wants_csv(request, fmt):
+        return JSONResponse(report)
+    cols = ["key", "payments_cents", "refunds_cents", "net_cents", "count"]
+    return csv_response(cols, ([r[c] for c in cols] for r in report["rows"]), f"payments-by-{group_by}")
+
+
+@router.get("/reports/revenue", summary="Billed, collected, adjusted and outstanding by clinician, code or month")
+async def revenue(
+    request: Request,
+    principal: StaffPrincipal,
+    svc: ServiceDep,
+    start: Annotated[dt.date | None, Query(alias="from")] = None,
+    end: Annotated[dt.date | None, Query(alias="to")] = None,
+    group_by: queries.RevenueGroup = "month",
+    fmt: Format = None,
+) -> Response:
+    check_range(start, end)
+    async with svc.db.transaction() as session:
+        report = await queries.revenue(session, principal.practice_id, start, end, group_by)
+    if not wants_csv(request, fmt):
+        return JSONResponse(report)
+    cols = ["key", "billed_cents", "collected_cents", "adjusted_cents", "outstanding_cents"]
+    return csv_response(cols, ([r[c] for c in cols] for r in report["rows"]), f"revenue-by-{group_by}")
+
+
+JOURNAL_CSV = ["JournalNo", "JournalDate", "AccountName", "Debits", "Credits", "Description"]
+
+
+@router.get("/journal", summary="The books as double-entry journal entries (CSV imports into QuickBooks Online, Xero)")
+async def journal(
+    request: Request,
+    principal: StaffPrincipal,
+    svc: ServiceDep,
+    start: Annotated[dt.date | None, Query(alias="from")] = None,
+    end: Annotated[dt.date | None, Query(alias="to")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    cursor: str | None = None,
+    fmt: Format = None,
+) -> Response:
+    """Entries in date order. JSON pages with `limit`/`cursor`; the CSV holds the whole range,
+    amounts in the practice's currency, JournalNo numbering its entries in order."""
+    check_range(start, end)
+    as_csv = wants_csv(request, fmt)
+    after = None
+    if cursor and not as_csv:
+        parts = decode_cursor(cursor)
+        if len(parts) != 3 or not all(isinstance(p, str) for p in parts):
+            raise ApiError(422, "invalid_cursor", "cursor is not one this API returned")
+        after = (parts[0], parts[1], parts[2])
+    async with svc.db.transaction() as session:
+        practice, items = await queries.journal(
+            session, principal.practice_id, start, end, after=after, limit=None if as_csv else limit + 1
+        )
+    if as_csv:
+        rows = (
+            [no, e["date"], domain.ACCOUNT_NAMES[ln["account"]],
+             domain.amount(ln["debit_cents"], practice.currency), domain.amount(ln["credit_cents"], practice.currency),
+             e["memo"]]
+            for no, e in enumerate(items, start=1)
+            for ln in e["lines"]
+        )  # fmt: skip
+        return csv_response(JOURNAL_CSV, rows, "journal")
+    more = len(items) > limit
+    items = items[:limit]
+    last = items[-1] if items else None
+    next_cursor = encode_cursor(last["date"], last["at"].isoformat(), last["entry_id"]) if more and last else None
+    for item in items:
+        del item["at"]
+    return JSONResponse({"currency": practice.currency, "items": items, "next_cursor": next_cursor})

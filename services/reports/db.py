@@ -1,0 +1,146 @@
+"""Tables of the reports schema: projections of the facts other services publish (bills, their
+lines and payments, payment facts, names), the journal and the audit log. All of it can be
+dropped and rebuilt from the topics (`python -m services.reports rebuild`)."""
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+)
+
+from shared.db import service_metadata
+
+metadata = service_metadata("reports")
+
+practices = Table(
+    "practices",
+    metadata,
+    Column("practice_id", String, primary_key=True),
+    Column("timezone", String, nullable=False),
+    Column("currency", String, nullable=False),
+)
+
+names = Table(
+    "names",
+    metadata,
+    Column("practice_id", String, primary_key=True),
+    Column("kind", String, primary_key=True),  # client | clinician
+    Column("id", String, primary_key=True),
+    Column("name", String, nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("practice_id", String, primary_key=True),
+    Column("session_id", String, primary_key=True),
+    Column("clinician_id", String, nullable=False),
+)
+
+# The latest version of each bill, and what the journal has booked for it.
+bills = Table(
+    "bills",
+    metadata,
+    Column("practice_id", String, primary_key=True),
+    Column("bill_id", String, primary_key=True),
+    Column("client_id", String, nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String, nullable=False),
+    Column("responsibility", String, nullable=False),
+    Column("issued_on", Date, nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("cancelled_at", DateTime(timezone=True)),
+    Column("total_cents", BigInteger, nullable=False),
+    Column("insurance_share_cents", BigInteger, nullable=False),
+    Column("paid_cents", BigInteger, nullable=False),
+    Column("balance_cents", BigInteger, nullable=False),
+    Column("booked_client_cents", BigInteger, nullable=False),
+    Column("booked_insurance_cents", BigInteger, nullable=False),
+    Column("booked_adjusted_cents", BigInteger, nullable=False),
+    Index("ix_bills_practice_issued", "practice_id", "issued_on"),
+)
+
+# One row per bill line with the bill's figures spread over it (revenue report).
+bill_lines = Table(
+    "bill_lines",
+    metadata,
+    Column("practice_id", String, primary_key=True),
+    Column("bill_id", String, primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("session_id", String, nullable=False),
+    Column("code", String, nullable=False),
+    Column("issued_on", Date, nullable=False),
+    Column("billed_cents", BigInteger, nullable=False),
+    Column("collected_cents", BigInteger, nullable=False),
+    Column("adjusted_cents", BigInteger, nullable=False),
+    Column("outstanding_cents", BigInteger, nullable=False),
+    Index("ix_bill_lines_issued", "practice_id", "issued_on"),
+)
+
+# Payments and refunds as the bill shows them (aging as of a past date).
+bill_payments = Table(
+    "bill_payments",
+    metadata,
+    Column("practice_id", String, primary_key=True),
+    Column("bill_id", String, primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("kind", String, nullable=False),  # payment | refund
+    Column("payer", String, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+)
+
+# Money in and out (payments report): one row per part of a payment or refund (per bill it
+# reached; bill_id null for the part that went to credit).
+money_facts = Table(
+    "money_facts",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("practice_id", String, nullable=False),
+    Column("fact_id", String, nullable=False),  # payment or refund id
+    Column("kind", String, nullable=False),  # payment | refund
+    Column("payment_id", String, nullable=False),
+    Column("client_id", String, nullable=False),
+    Column("payer", String, nullable=False),
+    Column("method", String, nullable=False),
+    Column("bill_id", String),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Index("ix_money_facts_practice_at", "practice_id", "at"),
+    Index("ix_money_facts_payment", "practice_id", "payment_id"),
+)
+
+journal_entries = Table(
+    "journal_entries",
+    metadata,
+    Column("entry_id", String, primary_key=True),  # uuid5 of the event: the same after a rebuild
+    Column("practice_id", String, nullable=False),
+    Column("client_id", String, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("on_date", Date),  # the accounting date when the fact names one (a bill's issue date)
+    Column("source_kind", String, nullable=False),
+    Column("source_id", String, nullable=False),
+    Column("memo", Text, nullable=False),
+    Index("ix_journal_entries_practice_at", "practice_id", "at"),
+)
+
+journal_lines = Table(
+    "journal_lines",
+    metadata,
+    Column("entry_id", String, primary_key=True),
+    Column("line_no", Integer, primary_key=True),
+    Column("practice_id", String, nullable=False),
+    Column("client_id", String, nullable=False),
+    Column("account", String, nullable=False),
+    Column("debit_cents", BigInteger, nullable=False),
+    Column("credit_cents", BigInteger, nullable=False),
+    Index("ix_journal_lines_client", "practice_id", "account", "client_id"),
+)

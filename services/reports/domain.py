@@ -1,0 +1,298 @@
+"""The reports' rules, pure: journal entries for each money fact, aging buckets, and how a bill's
+figures spread over its lines. No SQL, no Kafka, no clock.
+
+The journal (CONTRACT.md, reports): every money fact is one entry whose debits equal its credits.
+- A bill charges the client's share to `accounts_receivable` and the insurer's share to
+  `insurance_receivable`, against `service_revenue`. A later version of the bill (lines edited,
+  cancelled, adjusted) books only the difference from what was booked before, so what the
+  journal holds for a bill is always what the bill says now.
+- A payment debits where the money is (`stripe_clearing` for cards, `undeposited_funds` for
+  cash, check and other, `client_credit` when the client's credit pays) and credits the payer's
+  receivable for what reached bills and `client_credit` for the rest; a refund is the mirror.
+- A payment that reached a cancelled bill becomes credit: receivable back up, `client_credit` down.
+- A credit adjustment (discount, reimbursement) is contra revenue: `discounts` against `client_credit`.
+- An adjustment on a bill (total − paid − balance) is a `write_offs` against `accounts_receivable`.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+Account = Literal[
+    "accounts_receivable",
+    "insurance_receivable",
+    "service_revenue",
+    "undeposited_funds",
+    "stripe_clearing",
+    "client_credit",
+    "write_offs",
+    "discounts",
+]
+ACCOUNTS: tuple[Account, ...] = (
+    "accounts_receivable",
+    "insurance_receivable",
+    "service_revenue",
+    "undeposited_funds",
+    "stripe_clearing",
+    "client_credit",
+    "write_offs",
+    "discounts",
+)
+RECEIVABLES: tuple[Account, ...] = ("accounts_receivable", "insurance_receivable")
+
+# Names an accountant's chart of accounts uses (the CSV's AccountName column).
+ACCOUNT_NAMES: dict[str, str] = {
+    "accounts_receivable": "Accounts Receivable",
+    "insurance_receivable": "Insurance Receivable",
+    "service_revenue": "Service Revenue",
+    "undeposited_funds": "Undeposited Funds",
+    "stripe_clearing": "Stripe Clearing",
+    "client_credit": "Client Credit",
+    "write_offs": "Write-offs",
+    "discounts": "Discounts",
+}
+
+METHOD_ACCOUNT: dict[str, Account] = {
+    "card": "stripe_clearing",
+    "cash": "undeposited_funds",
+    "check": "undeposited_funds",
+    "other": "undeposited_funds",
+    "credit": "client_credit",
+}
+
+# Credit ledger kinds that are a money fact of their own; the others mirror a payment, refund
+# or rejected allocation that already has its entry.
+CREDIT_ADJUSTMENT_KINDS = frozenset({"discount", "reimbursement"})
+
+
+class UnbalancedFact(ValueError):
+    """An event whose parts do not add up (e.g. allocations + credit ≠ amount): never booked."""
+
+
+@dataclass(frozen=True)
+class JournalLine:
+    account: Account
+    debit_cents: int
+    credit_cents: int
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    source_kind: str
+    source_id: str
+    memo: str
+    lines: tuple[JournalLine, ...]
+
+    @property
+    def debits(self) -> int:
+        return sum(line.debit_cents for line in self.lines)
+
+    @property
+    def credits(self) -> int:
+        return sum(line.credit_cents for line in self.lines)
+
+
+def entry(source_kind: str, source_id: str, memo: str, postings: Iterable[tuple[Account, int]]) -> JournalEntry | None:
+    """One entry from signed postings (positive = debit), one line per account; None when
+    nothing moves. Raises UnbalancedFact when the postings do not sum to zero."""
+    net: dict[Account, int] = {}
+    for account, cents in postings:
+        net[account] = net.get(account, 0) + cents
+    if sum(net.values()) != 0:
+        raise UnbalancedFact(f"{source_kind} {source_id}: debits and credits differ by {sum(net.values())} cents")
+    lines = tuple(
+        JournalLine(account, max(cents, 0), max(-cents, 0))
+        for account, cents in sorted(net.items(), key=lambda kv: (kv[1] < 0, ACCOUNTS.index(kv[0])))
+        if cents
+    )
+    return JournalEntry(source_kind, source_id, memo, lines) if lines else None
+
+
+def receivable(payer: str) -> Account:
+    return "insurance_receivable" if payer == "insurance" else "accounts_receivable"
+
+
+@dataclass(frozen=True)
+class Booked:
+    """What the journal holds for one bill: its two receivable shares and its adjustments."""
+
+    client_cents: int = 0
+    insurance_cents: int = 0
+    adjusted_cents: int = 0
+
+
+def bill_target(
+    status: str, total_cents: int, insurance_share_cents: int, paid_cents: int, balance_cents: int
+) -> Booked:
+    """What the journal should hold for a bill in this state: nothing once it is cancelled."""
+    if status == "cancelled":
+        return Booked()
+    return Booked(total_cents - insurance_share_cents, insurance_share_cents, total_cents - paid_cents - balance_cents)
+
+
+def bill_entry(bill_id: str, number: int, booked: Booked, target: Booked, *, cancelled: bool) -> JournalEntry | None:
+    """The difference between what is booked for a bill and what it now says."""
+    d_client = target.client_cents - booked.client_cents
+    d_insurance = target.insurance_cents - booked.insurance_cents
+    d_adjusted = target.adjusted_cents - booked.adjusted_cents
+    if cancelled:
+        memo = f"Bill #{number} cancelled"
+    elif booked == Booked():
+        memo = f"Bill #{number}"
+    else:
+        memo = f"Bill #{number} changed"
+    return entry(
+        "bill",
+        bill_id,
+        memo,
+        [
+            ("accounts_receivable", d_client - d_adjusted),
+            ("insurance_receivable", d_insurance),
+            ("service_revenue", -(d_client + d_insurance)),
+            ("write_offs", d_adjusted),
+        ],
+    )
+
+
+def payment_entry(
+    payment_id: str, method: str, payer: str, amount_cents: int, allocated_cents: int, credit_cents: int
+) -> JournalEntry | None:
+    """Money in: where it is held, against the receivable it settled and the credit it left."""
+    if allocated_cents + credit_cents != amount_cents:
+        raise UnbalancedFact(
+            f"payment {payment_id}: allocations {allocated_cents} + credit {credit_cents} ≠ amount {amount_cents}"
+        )
+    memo = "Payment from client credit" if method == "credit" else f"{payer.capitalize()} payment ({method})"
+    return entry(
+        "payment",
+        payment_id,
+        memo,
+        [
+            (METHOD_ACCOUNT[method], amount_cents),
+            (receivable(payer), -allocated_cents),
+            ("client_credit", -credit_cents),
+        ],
+    )
+
+
+def refund_entry(
+    refund_id: str, method: str, payer: str, amount_cents: int, allocated_cents: int, credit_cents: int
+) -> JournalEntry | None:
+    """Money back out: the mirror of a payment (a refund of a credit payment returns to credit)."""
+    if method == "credit":
+        allocated_cents = amount_cents - credit_cents
+    if allocated_cents + credit_cents != amount_cents:
+        raise UnbalancedFact(
+            f"refund {refund_id}: allocations {allocated_cents} + credit {credit_cents} ≠ amount {amount_cents}"
+        )
+    return entry(
+        "refund",
+        refund_id,
+        f"Refund ({method})",
+        [
+            (receivable(payer), allocated_cents),
+            ("client_credit", credit_cents),
+            (METHOD_ACCOUNT[method], -amount_cents),
+        ],
+    )
+
+
+def rejected_entry(payment_id: str, bill_id: str, payer: str, amount_cents: int) -> JournalEntry | None:
+    """A payment that reached a cancelled bill: it is the client's credit now."""
+    return entry(
+        "allocation_rejected",
+        f"{payment_id}:{bill_id}",
+        "Payment on a cancelled bill to client credit",
+        [(receivable(payer), amount_cents), ("client_credit", -amount_cents)],
+    )
+
+
+def credit_adjustment_entry(entry_id: str, kind: str, amount_cents: int) -> JournalEntry | None:
+    """A discount or reimbursement given as credit: contra revenue."""
+    return entry(
+        "credit_adjustment",
+        entry_id,
+        f"Client credit: {kind}",
+        [("discounts", amount_cents), ("client_credit", -amount_cents)],
+    )
+
+
+# ---- aging ------------------------------------------------------------------------------
+
+BUCKETS = ("current", "d1_30", "d31_60", "d61_90", "d90_plus")
+
+
+def aging_bucket(days_past_due: int) -> str:
+    """By due date: not yet due is current."""
+    if days_past_due <= 0:
+        return "current"
+    if days_past_due <= 30:
+        return "d1_30"
+    if days_past_due <= 60:
+        return "d31_60"
+    if days_past_due <= 90:
+        return "d61_90"
+    return "d90_plus"
+
+
+def owed_by_payer(
+    total_cents: int, insurance_share_cents: int, paid_client: int, paid_insurance: int
+) -> tuple[int, int]:
+    """(client owes, insurance owes) as billing derives them: each party's payments go first to
+    its own share; an overpayment of one share covers the other's."""
+    balance = total_cents - paid_client - paid_insurance
+    insurance = max(0, min(balance, insurance_share_cents - paid_insurance))
+    return balance - insurance, insurance
+
+
+# ---- spreading a bill over its lines -----------------------------------------------------
+
+
+def split(amount_cents: int, weights: Sequence[int]) -> list[int]:
+    """`amount_cents` in parts proportional to `weights` that add up exactly (largest
+    remainder; ties to the earlier part). All-zero weights put everything on the first part."""
+    if not weights:
+        return []
+    total = sum(weights)
+    if total == 0:
+        return [amount_cents] + [0] * (len(weights) - 1)
+    sign = -1 if amount_cents < 0 else 1
+    amount = abs(amount_cents)
+    floors = [amount * w // total for w in weights]
+    remainders = sorted(range(len(weights)), key=lambda i: (-(amount * weights[i] % total), i))
+    for i in remainders[: amount - sum(floors)]:
+        floors[i] += 1
+    return [sign * f for f in floors]
+
+
+@dataclass(frozen=True)
+class LineFigures:
+    billed_cents: int
+    collected_cents: int
+    adjusted_cents: int
+    outstanding_cents: int
+
+
+def line_figures(line_amounts: Sequence[int], *, paid_cents: int, balance_cents: int) -> list[LineFigures]:
+    """A bill's billed, collected, adjusted and outstanding spread over its lines by amount;
+    billed = collected + adjusted + outstanding per line."""
+    collected = split(paid_cents, line_amounts)
+    outstanding = split(balance_cents, line_amounts)
+    return [LineFigures(a, c, a - c - o, o) for a, c, o in zip(line_amounts, collected, outstanding, strict=True)]
+
+
+# ---- money in the practice's currency ------------------------------------------------------
+
+ZERO_DECIMAL = frozenset(
+    {"BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"}
+)
+
+
+def amount(cents: int, currency: str) -> str:
+    """Minor units as the decimal an accounting package imports ("1234.50"); "" for zero."""
+    if cents == 0:
+        return ""
+    if currency.upper() in ZERO_DECIMAL:
+        return str(cents)
+    return str((Decimal(cents) / 100).quantize(Decimal("0.01")))
