@@ -24,10 +24,12 @@ WRITES = {
     "payments": (PAYMENTS,),
     "documents": (DOCUMENTS,),
     "notifications": (NOTIFICATIONS, PORTAL),
+    "reports": (),
 }
 READS = {
     "billing": (SCHEDULING, PAYMENTS, DOCUMENTS),
     "payments": (BILLING, SCHEDULING),
     "documents": (BILLING,),
     "notifications": (BILLING, DOCUMENTS, PAYMENTS, SCHEDULING),
+    "reports": (SCHEDULING, BILLING, PAYMENTS, DOCUMENTS, NOTIFICATIONS),
 }

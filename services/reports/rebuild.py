@@ -16,6 +16,7 @@ from sqlalchemy import text
 from services.reports.app import create_service
 from shared.consumer import consumer_group
 from shared.db import Database
+from shared.kafka import client_options
 from shared.migrations import upgrade
 from shared.settings import Settings
 
@@ -39,7 +40,7 @@ async def reset_schema(settings: Settings) -> None:
 async def ends(settings: Settings, topic: str, *, rewind: bool = False) -> dict[TopicPartition, int]:
     """Each partition's end offset; with `rewind`, first commit the reports group's offsets
     back to the start of the topic (the group must have no running member)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         (described,) = await admin.describe_topics([settings.topic(topic)])
@@ -47,7 +48,7 @@ async def ends(settings: Settings, topic: str, *, rewind: bool = False) -> dict[
         await admin.close()
     tps = [TopicPartition(settings.topic(topic), p["partition"]) for p in described["partitions"]]
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **client_options(settings),
         group_id=consumer_group("reports", topic),
         enable_auto_commit=False,
     )
@@ -64,7 +65,7 @@ async def ends(settings: Settings, topic: str, *, rewind: bool = False) -> dict[
 
 async def caught_up(settings: Settings, targets: dict[str, dict[TopicPartition, int]]) -> bool:
     """Whether the reports consumers have committed up to `targets` on every partition."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         for topic, partitions in targets.items():
