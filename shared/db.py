@@ -16,6 +16,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     func,
     text,
 )
@@ -45,6 +46,8 @@ def service_metadata(schema: str) -> MetaData:
         Column("payload", LargeBinary, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("sent_at", DateTime(timezone=True)),
+        # why the relay set this row aside instead of publishing it (too large for Kafka)
+        Column("parked_reason", Text),
         Index("ix_outbox_unsent", "id", postgresql_where=text("sent_at IS NULL")),
     )
     Table(

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 from aiokafka.helpers import create_ssl_context
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
-from shared.outbox import OutboundMessage
+from shared.outbox import MessageTooLarge, OutboundMessage
 from shared.settings import Settings
 
 SASL = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
@@ -68,13 +69,16 @@ class KafkaPublisher:
     async def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
         if self._producer is None:
             raise RuntimeError("KafkaPublisher.start() was not awaited")
-        futures = [
-            await self._producer.send(
-                m.topic,
-                value=m.value,
-                key=m.key.encode(),
-                headers=[(k, v.encode()) for k, v in m.headers.items()],
-            )
-            for m in messages
-        ]
-        await asyncio.gather(*futures)
+        try:
+            futures = [
+                await self._producer.send(
+                    m.topic,
+                    value=m.value,
+                    key=m.key.encode(),
+                    headers=[(k, v.encode()) for k, v in m.headers.items()],
+                )
+                for m in messages
+            ]
+            await asyncio.gather(*futures)
+        except (MessageSizeTooLargeError, RecordTooLargeError) as exc:
+            raise MessageTooLarge(type(exc).__name__) from exc

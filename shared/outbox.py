@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import Database
 from shared.events import Envelope
-from shared.metrics import OUTBOX_PUBLISHED
+from shared.metrics import OUTBOX_PARKED, OUTBOX_PUBLISHED
 from shared.polling import drain_then_wait
 from shared.settings import Settings
 
@@ -33,6 +33,14 @@ class OutboundMessage:
     key: str
     value: bytes
     headers: dict[str, str]
+
+
+class MessageTooLarge(Exception):
+    """The broker (or the client, before sending) refused a message for its size."""
+
+
+def message_size(m: OutboundMessage) -> int:
+    return len(m.value) + len(m.key.encode()) + sum(len(k) + len(v.encode()) for k, v in m.headers.items())
 
 
 class Publisher(Protocol):
@@ -65,7 +73,9 @@ class Outbox:
 
 
 class OutboxRelay:
-    """Publishes unsent outbox rows in id order; wakes on local commits, polls otherwise."""
+    """Publishes unsent outbox rows in id order; wakes on local commits, polls otherwise.
+    A row too large for Kafka is parked (`parked_reason`, the `outbox_parked_total` metric) and
+    the rest are published: one oversize event must not stop the relay for every tenant."""
 
     def __init__(
         self,
@@ -75,19 +85,22 @@ class OutboxRelay:
         *,
         poll_seconds: float = 0.05,
         batch_size: int = 500,
+        max_message_bytes: int = 1_000_000,
     ) -> None:
         self.db = db
         self.table = table
         self.publisher = publisher
         self.poll_seconds = poll_seconds
         self.batch_size = batch_size
+        self.max_message_bytes = max_message_bytes
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock_id = zlib.crc32(f"outbox:{db.schema}".encode())
         db.on_commit(OUTBOX_SIGNAL, self._wake.set)
 
     async def relay_once(self) -> int:
-        """Publish one batch; returns how many rows it sent (0 if another replica holds the lock)."""
+        """Publish one batch; returns how many rows it handled, published or parked (0 if another
+        replica holds the lock)."""
         async with self.db.transaction() as session:
             got_lock = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": self._lock_id})
             if not got_lock:
@@ -96,27 +109,52 @@ class OutboxRelay:
             rows = (
                 await session.execute(
                     select(t.c.id, t.c.topic, t.c.key, t.c.payload, t.c.event_type, t.c.event_id)
-                    .where(t.c.sent_at.is_(None))
+                    .where(t.c.sent_at.is_(None), t.c.parked_reason.is_(None))
                     .order_by(t.c.id)
                     .limit(self.batch_size)
                 )
             ).all()
             if not rows:
                 return 0
-            await self.publisher.publish_many(
-                [
-                    OutboundMessage(
-                        topic=r.topic,
-                        key=r.key,
-                        value=r.payload,
-                        headers={"event-type": r.event_type, "event-id": r.event_id},
-                    )
-                    for r in rows
-                ]
-            )
-            await session.execute(update(t).where(t.c.id.in_([r.id for r in rows])).values(sent_at=func.now()))
-        OUTBOX_PUBLISHED.labels(self.db.schema).inc(len(rows))
+            messages = {
+                r.id: OutboundMessage(
+                    topic=r.topic,
+                    key=r.key,
+                    value=r.payload,
+                    headers={"event-type": r.event_type, "event-id": r.event_id},
+                )
+                for r in rows
+            }
+            parked = {
+                row_id: f"{message_size(m)} bytes, over the {self.max_message_bytes}-byte limit"
+                for row_id, m in messages.items()
+                if message_size(m) > self.max_message_bytes
+            }
+            parked |= await self._publish([(row_id, m) for row_id, m in messages.items() if row_id not in parked])
+            for row_id, reason in parked.items():
+                await session.execute(update(t).where(t.c.id == row_id).values(parked_reason=reason))
+                log.error("outbox row %s (%s) parked: %s", row_id, messages[row_id].headers["event-id"], reason)
+            sent = [row_id for row_id in messages if row_id not in parked]
+            if sent:
+                await session.execute(update(t).where(t.c.id.in_(sent)).values(sent_at=func.now()))
+        OUTBOX_PUBLISHED.labels(self.db.schema).inc(len(sent))
+        OUTBOX_PARKED.labels(self.db.schema).inc(len(parked))
         return len(rows)
+
+    async def _publish(self, messages: Sequence[tuple[int, OutboundMessage]]) -> dict[int, str]:
+        """Publish all; if the broker refuses one for its size, find it (one by one) and return
+        what could not be published, with the reason."""
+        try:
+            await self.publisher.publish_many([m for _, m in messages])
+            return {}
+        except MessageTooLarge:
+            refused = {}
+            for row_id, message in messages:
+                try:
+                    await self.publisher.publish_many([message])
+                except MessageTooLarge as exc:
+                    refused[row_id] = f"refused by Kafka as too large ({message_size(message)} bytes): {exc}"
+            return refused
 
     async def run(self) -> None:
         await drain_then_wait(self.relay_once, self._wake, poll_seconds=self.poll_seconds, log=log, what="outbox relay")

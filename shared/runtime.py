@@ -60,7 +60,13 @@ class Service:
         self.idempotency_table: Table = metadata.tables[f"{name}.idempotency_keys"]
         self.outbox = Outbox(self.outbox_table, settings)
         poll = settings.outbox_poll_ms / 1000
-        self.relay = OutboxRelay(self.db, self.outbox_table, self.publisher, poll_seconds=poll)
+        self.relay = OutboxRelay(
+            self.db,
+            self.outbox_table,
+            self.publisher,
+            poll_seconds=poll,
+            max_message_bytes=settings.kafka_max_message_bytes,
+        )
         self.consumers: list[EventConsumer] = []
         self.run_migrations = run_migrations
         self._startup: list[Hook] = []

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr = SecretStr("")
     kafka_ssl_cafile: str | None = None
+    # an outbox row larger than this (value + key + headers) is parked, not published: one
+    # oversize event must not stop a service's relay for every tenant (Kafka's default limit is 1 MiB)
+    kafka_max_message_bytes: int = 1_000_000
     topic_prefix: str = ""
     topic_partitions: int = 6
     pg_host: str = "127.0.0.1"
