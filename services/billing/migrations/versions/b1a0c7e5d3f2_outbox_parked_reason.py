@@ -1,7 +1,7 @@
 """outbox rows too large for Kafka are parked with the reason instead of blocking the relay
 
 Revision ID: b1a0c7e5d3f2
-Revises: 67ffc013c945
+Revises: b7a1c0d2e3f4
 Create Date: 2026-11-30 03:20:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "b1a0c7e5d3f2"
-down_revision: str | None = "67ffc013c945"
+down_revision: str | None = "b7a1c0d2e3f4"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

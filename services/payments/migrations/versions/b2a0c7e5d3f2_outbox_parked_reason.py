@@ -1,7 +1,7 @@
 """outbox rows too large for Kafka are parked with the reason instead of blocking the relay
 
 Revision ID: b2a0c7e5d3f2
-Revises: 5e1b7a0c2d91
+Revises: d4e1f0a7b2c3
 Create Date: 2026-11-30 03:20:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "b2a0c7e5d3f2"
-down_revision: str | None = "5e1b7a0c2d91"
+down_revision: str | None = "d4e1f0a7b2c3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
