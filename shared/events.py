@@ -8,6 +8,7 @@ registered by its `event_type`; `schema_version` lets a v2 live beside v1 later.
 import datetime as dt
 import json
 import uuid
+from decimal import Decimal
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -31,6 +32,7 @@ class Address(Model):
 
 
 class Guardian(Model):
+    id: str | None = None  # stable across ClientUpserted; split bills name a guardian by it (else by email)
     name: str
     email: str | None = None
     phone: str | None = None
@@ -205,6 +207,9 @@ class BillSnapshot(Model):
     payments: list[BillPaymentLine] = []
     adjusted_cents: int = 0
     adjustments: list[BillAdjustment] = []
+    split_group_id: str | None = None  # the bills of one split share it
+    split_percent: Decimal | None = None
+    party: str | None = None  # a split bill's payer: "client" or "guardian:<id>"
     version: int = 1
 
     def adjusted_by(self, payer: str) -> int:

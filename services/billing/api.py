@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing import bills, domain
 from services.billing import repository as repo
-from services.billing.practice import PracticeSettingsUpdate, SettingsView
+from services.billing.practice import PracticeSettingsUpdate, SettingsView, SplitPartIn
 from shared import topics
 from shared.auth import CurrentPrincipal, Principal, StaffPrincipal, ensure_client_access
 from shared.events import SessionService, new_envelope
@@ -48,6 +48,11 @@ class BillIn(BaseModel):
     coinsurance_percent: Decimal | None = Field(default=None, ge=0, le=100, decimal_places=2)
     comments: str | None = Field(default=None, max_length=2000)
     due_date: dt.date | None = None
+    split: list[SplitPartIn] | None = Field(
+        default=None,
+        description="one bill per party, each line divided by the percents (default: the client profile's split; "
+        "[] = not split)",
+    )
 
 
 class ShareIn(BaseModel):
@@ -170,6 +175,8 @@ async def bill_or_404(db: AsyncSession, practice_id: str, bill_id: str, *, lock:
 async def create_bill(
     body: BillIn, request: Request, svc: ServiceDep, principal: StaffPrincipal, key: IdempotencyKey = None
 ) -> JSONResponse:
+    """201 the bill; a split bill (the request's `split`, or the client profile's) answers
+    `{"items": [bill, ...]}`, one per party, sharing `split_group_id`."""
     req = bills.BillRequest(
         client_id=body.client_id,
         session_ids=body.session_ids,
@@ -179,14 +186,16 @@ async def create_bill(
         coinsurance_percent=body.coinsurance_percent,
         comments=body.comments,
         due_date=body.due_date,
+        split=None if body.split is None else [domain.SplitPart(p.party, p.percent) for p in body.split],
     )
 
     async def work(db: AsyncSession) -> tuple[int, Any]:
-        bill, snap = await bills.create_bill(
+        created = await bills.create_bill(
             db, svc.outbox, principal.practice_id, req, now=now(), public_base_url=svc.settings.public_base_url,
             platforms=svc.settings.platforms(),
         )  # fmt: skip
-        return 201, bills.view(bill, snap)
+        views = [bills.view(bill, snap) for bill, snap in created]
+        return 201, ({"items": views} if created[0][0].split_group_id else views[0])
 
     return await run_write(svc, request, principal, key, body.model_dump(mode="json"), work)
 

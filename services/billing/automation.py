@@ -97,11 +97,11 @@ async def create_bills(
         try:
             async with db.begin_nested():
                 req = bills.BillRequest(client_id=client_id, session_ids=session_ids)
-                bill, _snap = await bills.create_bill(
+                made = await bills.create_bill(
                     db, outbox, practice_id, req, now=as_of, public_base_url=public_base_url, platforms=platforms
                 )
-            created.append({"bill_id": str(bill.id), "number": bill.number, "client_id": client_id,
-                            "session_ids": session_ids})  # fmt: skip
+            created.extend({"bill_id": str(bill.id), "number": bill.number, "client_id": client_id,
+                            "session_ids": session_ids} for bill, _snap in made)  # fmt: skip
         except domain.RuleViolation as exc:
             skipped.append({"client_id": client_id, "session_ids": session_ids, "reason": exc.code})
     result = {"job": "bill_creation", "period": run.period, "already_ran": False, "bills": created, "skipped": skipped}

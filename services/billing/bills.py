@@ -52,6 +52,7 @@ class BillRequest:
     coinsurance_percent: Decimal | None = None
     comments: str | None = None
     due_date: dt.date | None = None
+    split: Sequence[domain.SplitPart] | None = None  # None: the profile's default; []: not split
 
 
 async def snapshot(db: AsyncSession, bill: Row[Any]) -> BillSnapshot:
@@ -123,6 +124,9 @@ def _snapshot(
         ],
         adjusted_cents=standing.adjusted_cents,
         adjustments=[adjustment_view(a) for a in adjustments],
+        split_group_id=str(bill.split_group_id) if bill.split_group_id else None,
+        split_percent=bill.split_percent,
+        party=bill.party,
         version=bill.version,
     )
 
@@ -160,10 +164,12 @@ async def create_bill(
     now: dt.datetime,
     public_base_url: str,
     platforms: frozenset[str],
-) -> tuple[Row[Any], BillSnapshot]:
-    """A bill from unbilled sessions of one client. The sessions are locked, so of two
-    requests for the same session one creates the bill and the other gets 409. A session
-    paid by a third-party platform (`platforms`) is refused with 409."""
+) -> list[tuple[Row[Any], BillSnapshot]]:
+    """A bill from unbilled sessions of one client, or with a split (the request's, else the
+    client profile's for a client-responsibility bill) one bill per party, each line divided by
+    the percents. The sessions are locked, so of two requests for the same session one creates
+    the bill(s) and the other gets 409. A session paid by a third-party platform (`platforms`)
+    is refused with 409."""
     if not req.session_ids or len(set(req.session_ids)) != len(req.session_ids):
         raise domain.RuleViolation("invalid_sessions", "session_ids must be distinct and not empty", status=422)
     settings = await repo.load_settings(db, practice_id)
@@ -195,46 +201,67 @@ async def create_bill(
     if responsibility == "insurance" and copay is None and coinsurance is None:
         copay, coinsurance = profile.copay_cents, profile.coinsurance_percent
     lines = domain.split_lines(lines, responsibility, copay_cents=copay, coinsurance_percent=coinsurance)
+    split = req.split if req.split is not None else (profile.split_parts() if responsibility == "client" else [])
+    if split:
+        if responsibility != "client":
+            raise domain.RuleViolation(
+                "split_needs_client_responsibility", "only a client-responsibility bill can be split", status=422
+            )
+        domain.check_split(split)
+        recipients = [domain.party_of(client, part.party) for part in split]
+        per_party = domain.split_bill_lines(lines, [part.percent for part in split])
+        if any(sum(line.amount_cents for line in party_lines) <= 0 for party_lines in per_party):
+            raise domain.RuleViolation("split_share_zero", "every party of a split must owe more than $0", status=422)
+    else:
+        recipients, per_party = [domain.bill_to(client)], [lines]
+    group = uuid.uuid4() if split else None
     issued_on = settings.today(now)
-    number = await repo.next_number(db, practice_id, "bill")
-    bill_id = uuid.uuid4()
-    values = {
-        "id": bill_id,
-        "practice_id": practice_id,
-        "number": number,
-        "client_id": req.client_id,
-        "status": "open",
-        "responsibility": responsibility,
-        "issued_on": issued_on,
-        "due_date": domain.due_date(issued_on, req.due_date, settings.default_due_days, settings.default_due_date),
-        "comments": req.comments,
-        "access_code": domain.access_code(secrets.randbelow(1_000_000)),
-        "pay_url": f"{public_base_url}/pay?bill={number}",
-        "bill_to": domain.bill_to(client).model_dump(mode="json"),
-        "patient": domain.patient(client).model_dump(mode="json"),
-        "practice": settings.info().model_dump(mode="json"),
-        "copay_cents": copay,
-        "coinsurance_percent": coinsurance,
-        "total_cents": sum(line.amount_cents for line in lines),
-        "client_share_cents": sum(line.client_owes_cents for line in lines),
-        "insurance_share_cents": sum(line.insurance_owes_cents for line in lines),
-        "paid_cents": 0,
-        "version": 1,
-        "created_at": now,
-    }
-    if values["total_cents"] <= 0:
-        raise domain.RuleViolation("bill_total_zero", "a bill must charge more than $0", status=422)
-    await repo.insert_bill(db, values, lines)
-    await repo.attach_sessions(db, practice_id, req.session_ids, bill_id)
-    bill = await repo.get_bill(db, practice_id, bill_id)
-    assert bill is not None
-    snap = await snapshot(db, bill)
-    await stage(outbox, db, practice_id, bill.client_id, BillCreated(bill=snap))
-    if settings.auto_share_bills:
-        bill = await repo.update_bill(
-            db, bill_id, share_scheduled_at=now + dt.timedelta(hours=settings.auto_share_delay_hours)
-        )
-    return bill, snap
+    created: list[tuple[Row[Any], BillSnapshot]] = []
+    for i, (recipient, party_lines) in enumerate(zip(recipients, per_party, strict=True)):
+        number = await repo.next_number(db, practice_id, "bill")
+        bill_id = uuid.uuid4()
+        values = {
+            "id": bill_id,
+            "practice_id": practice_id,
+            "number": number,
+            "client_id": req.client_id,
+            "status": "open",
+            "responsibility": responsibility,
+            "issued_on": issued_on,
+            "due_date": domain.due_date(issued_on, req.due_date, settings.default_due_days, settings.default_due_date),
+            "comments": req.comments,
+            "access_code": domain.access_code(secrets.randbelow(1_000_000)),
+            "pay_url": f"{public_base_url}/pay?bill={number}",
+            "bill_to": recipient.model_dump(mode="json"),
+            "patient": domain.patient(client).model_dump(mode="json"),
+            "practice": settings.info().model_dump(mode="json"),
+            "copay_cents": copay,
+            "coinsurance_percent": coinsurance,
+            "total_cents": sum(line.amount_cents for line in party_lines),
+            "client_share_cents": sum(line.client_owes_cents for line in party_lines),
+            "insurance_share_cents": sum(line.insurance_owes_cents for line in party_lines),
+            "paid_cents": 0,
+            "split_group_id": group,
+            "split_percent": split[i].percent if split else None,
+            "party": split[i].party if split else None,
+            "version": 1,
+            "created_at": now,
+        }
+        if values["total_cents"] <= 0:
+            raise domain.RuleViolation("bill_total_zero", "a bill must charge more than $0", status=422)
+        await repo.insert_bill(db, values, party_lines)
+        if i == 0:  # a split group's sessions point at its first live bill (see cancel_bill)
+            await repo.attach_sessions(db, practice_id, req.session_ids, bill_id)
+        bill = await repo.get_bill(db, practice_id, bill_id)
+        assert bill is not None
+        snap = await snapshot(db, bill)
+        await stage(outbox, db, practice_id, bill.client_id, BillCreated(bill=snap))
+        if settings.auto_share_bills:
+            bill = await repo.update_bill(
+                db, bill_id, share_scheduled_at=now + dt.timedelta(hours=settings.auto_share_delay_hours)
+            )
+        created.append((bill, snap))
+    return created
 
 
 def _describe(line: domain.Line, description: str) -> domain.Line:
@@ -276,14 +303,19 @@ async def cancel_bill(
     db: AsyncSession, outbox: Outbox, bill: Row[Any], *, now: dt.datetime, reason: str | None
 ) -> tuple[Row[Any], BillSnapshot]:
     """Cancel (the bill row is locked by the caller): only while no payment on it stands
-    unrefunded; its sessions return to Unbilled."""
+    unrefunded; its sessions return to Unbilled, those of a split group only with its last
+    live bill."""
     facts = await repo.bill_facts(db, bill.id)
     domain.ensure_cancellable(bill.status, repo.as_facts(facts))
     bill = await repo.update_bill(
         db, bill.id, status="cancelled", cancelled_at=now, cancel_reason=reason,
         share_scheduled_at=None, version=bill.version + 1,
     )  # fmt: skip
-    await repo.release_sessions(db, bill.practice_id, bill.id)
+    live = await repo.live_group_bills(db, bill.split_group_id) if bill.split_group_id else []
+    if live:
+        await repo.move_sessions(db, bill.practice_id, bill.id, live[0])
+    else:
+        await repo.release_sessions(db, bill.practice_id, bill.id)
     snap = await snapshot(db, bill)
     await stage(outbox, db, bill.practice_id, bill.client_id, BillCancelled(bill=snap, reason=reason))
     return bill, snap
@@ -402,10 +434,15 @@ async def apply_refund(
 async def flag_voided_session(
     db: AsyncSession, outbox: Outbox, practice_id: str, bill_id: uuid.UUID, session_id: str
 ) -> None:
-    """A billed session was voided: flag its lines (nothing deleted) and re-render the bill."""
+    """A billed session was voided: flag its lines (nothing deleted) and re-render the bill, and
+    every live bill of its split group."""
     bill = await repo.get_bill(db, practice_id, bill_id, lock=True)
     if bill is None:
         return
-    await repo.void_lines(db, bill.id, session_id)
-    updated = await repo.update_bill(db, bill.id, version=bill.version + 1)
-    await stage(outbox, db, practice_id, bill.client_id, BillUpdated(bill=await snapshot(db, updated)))
+    group = await repo.live_group_bills(db, bill.split_group_id) if bill.split_group_id else [bill.id]
+    for bid in group:
+        row = bill if bid == bill.id else await repo.get_bill(db, practice_id, bid, lock=True)
+        assert row is not None
+        await repo.void_lines(db, row.id, session_id)
+        updated = await repo.update_bill(db, row.id, version=row.version + 1)
+        await stage(outbox, db, practice_id, row.client_id, BillUpdated(bill=await snapshot(db, updated)))

@@ -123,6 +123,10 @@ bills = Table(
     Column("paid_cents", BigInteger, nullable=False, server_default="0"),
     # Cached like paid_cents; the truth is the standing rows of bill_adjustments.
     Column("adjusted_cents", BigInteger, nullable=False, server_default="0"),
+    # A split bill: the group's bills share split_group_id; party is "client" or "guardian:<id>".
+    Column("split_group_id", Uuid),
+    Column("split_percent", Numeric(5, 2)),
+    Column("party", String),
     Column("version", Integer, nullable=False, server_default="1"),
     Column("shared", Boolean, nullable=False, server_default="false"),
     Column("shared_at", DateTime(timezone=True)),
@@ -135,6 +139,7 @@ bills = Table(
     UniqueConstraint("practice_id", "number"),
     Index("ix_bills_list", "practice_id", "created_at", "id"),
     Index("ix_bills_client", "practice_id", "client_id", "created_at"),
+    Index("ix_bills_split_group", "split_group_id", postgresql_where=text("split_group_id IS NOT NULL")),
     Index("ix_bills_share_due", "share_scheduled_at", postgresql_where=text("share_scheduled_at IS NOT NULL")),
 )
 

@@ -187,6 +187,68 @@ def _owed(line: Line, client_cents: int) -> Line:
 
 
 @dataclass(frozen=True)
+class SplitPart:
+    """One payer of a split bill: `client` or `guardian:<id>`, and its percent of every line."""
+
+    party: str
+    percent: Decimal
+
+
+def check_split(parts: Sequence[SplitPart]) -> None:
+    """At least two distinct parties, each above 0%, adding up to exactly 100%."""
+    if len(parts) < 2:
+        raise RuleViolation("invalid_split", "a split names at least two parties", status=422)
+    if len({p.party for p in parts}) != len(parts):
+        raise RuleViolation("invalid_split", "a split names each party once", status=422)
+    if any(p.percent <= 0 for p in parts) or sum(p.percent for p in parts) != 100:
+        raise RuleViolation("invalid_split", "split percents must be above 0 and add up to 100", status=422)
+
+
+def split_amount(amount_cents: int, percents: Sequence[Decimal]) -> list[int]:
+    """`amount_cents` divided by `percents` (adding up to 100): every party after the first gets
+    its percent rounded half-even (`percent_of`), the first party what is left, so the shares
+    always add up to the amount exactly. Should the others' roundings up leave the first party
+    below 0 (tiny amounts, many parties), the last parties give a cent back until it is not."""
+    shares = [percent_of(amount_cents, p) for p in percents]
+    shares[0] = amount_cents - sum(shares[1:])
+    i = len(shares) - 1
+    while shares[0] < 0:
+        if shares[i] > 0:
+            shares[i] -= 1
+            shares[0] += 1
+        i = i - 1 if i > 1 else len(shares) - 1
+    return shares
+
+
+def split_bill_lines(lines: Sequence[Line], percents: Sequence[Decimal]) -> list[list[Line]]:
+    """Each party's lines: every line divided by `split_amount`, the party owing its share in full."""
+    per_party: list[list[Line]] = [[] for _ in percents]
+    for line in lines:
+        for party_lines, share in zip(per_party, split_amount(line.amount_cents, percents), strict=True):
+            party_lines.append(_owed(_priced(line, share), share))
+    return per_party
+
+
+def _priced(line: Line, amount_cents: int) -> Line:
+    return Line(
+        line.session_id, line.date_of_service, line.code, line.description, line.modifiers, line.units, amount_cents
+    )
+
+
+def party_of(client: Client, party: str) -> Party:
+    """Who a split bill is addressed to: `client` (for a minor, the billing contact) or
+    `guardian:<id>`, the guardian with that id (or, for a guardian without one, that email)."""
+    if party == "client":
+        return bill_to(client)
+    if party.startswith("guardian:"):
+        key = party.removeprefix("guardian:")
+        for g in client.guardians:
+            if (g.id or g.email) == key:
+                return Party(name=g.name, email=g.email, address=client.address)
+    raise RuleViolation("unknown_party", f"{party!r} is not the client or one of their guardians", status=422)
+
+
+@dataclass(frozen=True)
 class Fact:
     """A payment or refund applied to one bill (from payments.events)."""
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from services.billing import schedule
+from services.billing import domain, schedule
 from shared.events import Address, PracticeAutomationChanged, PracticeInfo
 
 DueDays = Literal[15, 30, 45, 60, 90, 120]
@@ -167,6 +167,15 @@ class PracticeSettingsUpdate(BaseModel):
         return PracticeSettings.model_validate(merged)
 
 
+class SplitPartIn(BaseModel):
+    """One payer of a split: `client` or `guardian:<id>` (the guardian's id, else their email)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    party: str = Field(pattern=r"^(client|guardian:.+)$", max_length=200)
+    percent: Decimal = Field(gt=0, le=100, decimal_places=2)
+
+
 class BillingProfile(BaseModel):
     """A client's bill defaults and delivery (`/v1/clients/{client_id}/billing-profile`)."""
 
@@ -177,9 +186,20 @@ class BillingProfile(BaseModel):
     coinsurance_percent: Decimal | None = Field(default=None, ge=0, le=100, decimal_places=2)
     automatic_superbills: bool = False
     delivery: Literal["email", "portal_only"] = "email"
+    split: list[SplitPartIn] | None = Field(
+        default=None, description="default split of client-responsibility bills, manual and automatic"
+    )
 
     @model_validator(mode="after")
     def _one_split(self) -> "BillingProfile":
         if self.copay_cents is not None and self.coinsurance_percent is not None:
             raise ValueError("give a copay or a coinsurance, not both")
+        if self.split:
+            try:
+                domain.check_split(self.split_parts())
+            except domain.RuleViolation as exc:
+                raise ValueError(exc.message) from exc
         return self
+
+    def split_parts(self) -> list[domain.SplitPart]:
+        return [domain.SplitPart(p.party, p.percent) for p in self.split or []]

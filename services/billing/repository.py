@@ -262,6 +262,21 @@ async def release_sessions(db: AsyncSession, practice_id: str, bill_id: uuid.UUI
     )
 
 
+async def live_group_bills(db: AsyncSession, group_id: uuid.UUID) -> list[uuid.UUID]:
+    """The bills of a split group not cancelled, oldest number first."""
+    query = select(bills.c.id).where(bills.c.split_group_id == group_id, bills.c.status != "cancelled")
+    return list((await db.scalars(query.order_by(bills.c.number))).all())
+
+
+async def move_sessions(db: AsyncSession, practice_id: str, from_bill: uuid.UUID, to_bill: uuid.UUID) -> None:
+    """A split bill cancelled while others of its group live: its sessions stay billed, on another."""
+    await db.execute(
+        update(sessions)
+        .where(sessions.c.practice_id == practice_id, sessions.c.bill_id == from_bill)
+        .values(bill_id=to_bill)
+    )
+
+
 # ---- bills ---------------------------------------------------------------------------------
 
 

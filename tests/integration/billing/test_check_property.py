@@ -85,7 +85,7 @@ async def _apply(s, outbox, practice, client_id, session_ids, live_bills, paymen
             client_id=client_id, session_ids=chosen, responsibility=responsibility, copay_cents=copay,
             coinsurance_percent=coinsurance,
         )  # fmt: skip
-        bill, _ = await bills.create_bill(
+        [(bill, _)] = await bills.create_bill(
             s, outbox, practice, req, now=NOW, public_base_url="http://x", platforms=frozenset()
         )
         live_bills.append(bill.id)

@@ -154,7 +154,7 @@ async def test_billing_profile_sets_bill_defaults_and_delivery(practice) -> None
     await practice.session(sid, cid, example="insurance-telehealth")
     r = await practice.get(f"/v1/clients/{cid}/billing-profile")
     assert r.json() == {"default_responsibility": "client", "copay_cents": None, "coinsurance_percent": None,
-                        "automatic_superbills": False, "delivery": "email"}  # fmt: skip
+                        "automatic_superbills": False, "delivery": "email", "split": None}  # fmt: skip
     bad = await practice.put(f"/v1/clients/{cid}/billing-profile", {"copay_cents": 1, "coinsurance_percent": 5})
     assert bad.status_code == 422
     profile = {"default_responsibility": "insurance", "copay_cents": 2500, "delivery": "portal_only"}

@@ -230,3 +230,36 @@ def test_a_payment_beyond_what_adjustments_left_open_is_turned_back() -> None:
     assert domain.payment_excess(s, "client", 3000) == 0
     unadjusted = domain.standing(10000, 10000, [domain.Fact("p", "payment", "client", 10000)])
     assert domain.payment_excess(unadjusted, "client", 500) == 0, "without adjustments nothing changes"
+
+
+percent_lists = st.lists(st.integers(min_value=1, max_value=9_999), min_size=2, max_size=5).filter(
+    lambda ws: sum(ws) <= 10_000
+)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10_000_000), min_size=1, max_size=6), percent_lists)
+def test_a_split_group_always_adds_up_exactly(amounts: list[int], weights: list[int]) -> None:
+    """Any line amounts, any percents (2 decimals) adding up to 100: every line's shares add up to
+    the line, none is negative, and each is within a cent per party of its exact share."""
+    raw = [Decimal(w) / 100 for w in weights]
+    percents = [Decimal(100) - sum(raw[1:]), *raw[1:]]
+    if percents[0] <= 0:
+        return
+    lines = [domain.Line("s", dt.date(2026, 11, 2), "90837", None, (), 1, a) for a in amounts]
+    per_party = domain.split_bill_lines(lines, percents)
+    for i, line in enumerate(lines):
+        shares = [party[i].amount_cents for party in per_party]
+        assert sum(shares) == line.amount_cents
+        assert all(s >= 0 for s in shares)
+        for share, pct in zip(shares, percents, strict=True):
+            assert abs(share - line.amount_cents * pct / 100) <= len(percents)
+        assert all(party[i].client_owes_cents == party[i].amount_cents for party in per_party)
+    assert sum(sum(ln.amount_cents for ln in party) for party in per_party) == sum(amounts)
+
+
+def test_split_rounds_half_even_and_gives_the_leftover_to_the_first_party() -> None:
+    assert domain.split_amount(10001, [Decimal(60), Decimal(40)]) == [6001, 4000]
+    assert domain.split_amount(3, [Decimal(50), Decimal(50)]) == [1, 2]  # 1.5 → 2 (half-even), first: the rest
+    assert domain.split_amount(2, [Decimal(1), Decimal(33), Decimal(33), Decimal(33)]) == [0, 1, 1, 0]
+    with pytest.raises(domain.RuleViolation):
+        domain.check_split([domain.SplitPart("client", Decimal(50)), domain.SplitPart("client", Decimal(50))])
