@@ -286,12 +286,12 @@ class PracticeAutomationChanged(Model):
 
 
 class DocumentSource(Model):
-    """A statement or superbill as billing built it; `body` holds its kind's fields."""
+    """A statement, superbill or Good Faith Estimate as billing built it; `body` holds its kind's fields."""
 
     id: str
     number: int
     client_id: str
-    kind: Literal["statement", "superbill"]
+    kind: Literal["statement", "superbill", "good_faith_estimate"]
     issued_on: dt.date
     bill_to: Party
     patient: Party
@@ -316,6 +316,27 @@ class SuperbillCreated(Model):
 class SuperbillShared(Model):
     superbill: DocumentSource
     share: ShareDelivery
+
+
+class GoodFaithEstimateCreated(Model):
+    estimate: DocumentSource
+
+
+class GoodFaithEstimateShared(Model):
+    estimate: DocumentSource
+    share: ShareDelivery
+
+
+class GoodFaithEstimateExceeded(Model):
+    """The client's bills in the estimate's period first reached the estimate plus $400: the
+    client may dispute them (No Surprises Act)."""
+
+    estimate_id: str
+    client_id: str
+    number: int
+    total_cents: int
+    billed_cents: int
+    exceeds_by_cents: int
 
 
 # ---- payments.events --------------------------------------------------------------------
@@ -409,7 +430,7 @@ class AutopayDisabled(Model):
 # ---- documents.events -------------------------------------------------------------------
 
 
-DocumentKind = Literal["bill", "statement", "superbill"]
+DocumentKind = Literal["bill", "statement", "superbill", "good_faith_estimate"]
 
 
 class DocumentRendered(Model):
@@ -475,6 +496,7 @@ EVENT_MODELS: dict[str, type[Model]] = {
         BillCreated, BillUpdated, BillPaid, BillCancelled, BillShared, AllocationRejected,
         BillAdjusted, BillAdjustmentReversed,
         StatementCreated, StatementShared, SuperbillCreated, SuperbillShared,
+        GoodFaithEstimateCreated, GoodFaithEstimateShared, GoodFaithEstimateExceeded,
         PaymentRecorded, PaymentFailed, PaymentRefunded, CreditChanged, CardAuthorized, CardRemoved,
         PracticeAutomationChanged, AutopayDisabled,
         DocumentRendered, DocumentFailed, EmailSent, EmailFailed, ClientNotification,

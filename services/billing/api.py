@@ -12,7 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.billing import bills, domain
+from services.billing import bills, domain, estimates
 from services.billing import repository as repo
 from services.billing.practice import PracticeSettingsUpdate, SettingsView, SplitPartIn
 from shared import topics
@@ -195,7 +195,9 @@ async def create_bill(
             platforms=svc.settings.platforms(),
         )  # fmt: skip
         views = [bills.view(bill, snap) for bill, snap in created]
-        return 201, ({"items": views} if created[0][0].split_group_id else views[0])
+        warnings = await estimates.check_exceeded(db, svc.outbox, principal.practice_id, req.client_id, now=now())
+        answer = {"items": views} if created[0][0].split_group_id else views[0]
+        return 201, answer | {"warnings": warnings}
 
     return await run_write(svc, request, principal, key, body.model_dump(mode="json"), work)
 

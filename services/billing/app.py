@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI
 
-from services.billing import api, automation, documents_api, handlers, profiles, scheduler
+from services.billing import api, automation, documents_api, estimates_api, handlers, profiles, scheduler
 from services.billing.db import metadata
 from shared import events, topics
 from shared.runtime import Service
@@ -13,6 +13,7 @@ BILLING_EVENTS = [
     events.BillCreated, events.BillUpdated, events.BillPaid, events.BillCancelled, events.BillShared,
     events.BillAdjusted, events.BillAdjustmentReversed, events.AllocationRejected, events.StatementCreated,
     events.StatementShared, events.SuperbillCreated, events.SuperbillShared, events.PracticeAutomationChanged,
+    events.GoodFaithEstimateCreated, events.GoodFaithEstimateShared, events.GoodFaithEstimateExceeded,
 ]  # fmt: skip
 
 
@@ -34,7 +35,7 @@ def create_service(settings: Settings) -> Service:
 def build(settings: Settings) -> tuple[Service, FastAPI]:
     svc = create_service(settings)
     app = svc.http_app(
-        [api.router, documents_api.router, profiles.router, automation.router],
+        [api.router, documents_api.router, profiles.router, automation.router, estimates_api.router],
         title="billing",
         description="Unbilled sessions, bills, statements and balances of a therapy practice.",
     )

@@ -16,7 +16,7 @@ from sqlalchemy import and_, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.billing import bills, domain, schedule, scheduler, superbills
+from services.billing import bills, domain, estimates, schedule, scheduler, superbills
 from services.billing import repository as repo
 from services.billing.api import IdempotencyKey, now, run_write
 from services.billing.db import automation_runs, client_profiles, clients, practice_settings, sessions
@@ -92,7 +92,7 @@ async def create_bills(
         billable = r.services_cents if r.attendance == "attended" else fees.for_attendance(r.attendance)
         if billable > 0:
             groups[(r.client_id, r.id if run.per_session else "")].append(r.id)
-    created, skipped = [], []
+    created, skipped, warnings = [], [], []
     for (client_id, _), session_ids in groups.items():
         try:
             async with db.begin_nested():
@@ -102,9 +102,11 @@ async def create_bills(
                 )
             created.extend({"bill_id": str(bill.id), "number": bill.number, "client_id": client_id,
                             "session_ids": session_ids} for bill, _snap in made)  # fmt: skip
+            warnings.extend(await estimates.check_exceeded(db, outbox, practice_id, client_id, now=as_of))
         except domain.RuleViolation as exc:
             skipped.append({"client_id": client_id, "session_ids": session_ids, "reason": exc.code})
-    result = {"job": "bill_creation", "period": run.period, "already_ran": False, "bills": created, "skipped": skipped}
+    result = {"job": "bill_creation", "period": run.period, "already_ran": False, "bills": created, "skipped": skipped,
+              "warnings": warnings}  # fmt: skip
     await _store_result(db, practice_id, "bill_creation", run.period, result)
     return result
 
@@ -194,7 +196,7 @@ async def _store_result(db: AsyncSession, practice_id: str, job: str, period: st
 
 
 class AutomationRun(BaseModel):
-    job: Literal["bill_creation", "superbill_creation", "auto_share"]
+    job: Literal["bill_creation", "superbill_creation", "auto_share", "good_faith_estimate_renewal"]
     as_of: AwareDatetime | None = None
 
 
@@ -214,6 +216,9 @@ async def run_job(
             )
         if body.job == "superbill_creation":
             return 200, await create_superbills(db, svc.outbox, principal.practice_id, as_of)
+        if body.job == "good_faith_estimate_renewal":
+            renewed = await estimates.renew_due(db, svc.outbox, principal.practice_id, now=as_of)
+            return 200, {"job": "good_faith_estimate_renewal", "renewed": renewed}
         shared = await scheduler.share_due_in(db, svc.outbox, as_of, practice_id=principal.practice_id)
         return 200, {"job": "auto_share", "shared": shared}
 
@@ -253,5 +258,6 @@ async def _run_due(db: Database, outbox: Outbox, settings: Settings) -> None:
                         session, outbox, practice_id, now_, settings.public_base_url, settings.platforms()
                     )
                 await create_superbills(session, outbox, practice_id, now_)
+                await estimates.renew_due(session, outbox, practice_id, now=now_)
         except Exception:
             log.exception("automation run for practice %s failed; next tick retries", practice_id)

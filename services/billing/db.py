@@ -273,3 +273,32 @@ superbills = Table(
     UniqueConstraint("practice_id", "number"),
     Index("ix_superbills_client", "practice_id", "client_id", "created_at"),
 )
+
+# Good Faith Estimates: numbered per practice like statements; `source` is the DocumentSource
+# documents renders. exceeded_at: when the client's bills first reached the estimate plus $400.
+good_faith_estimates = Table(
+    "good_faith_estimates",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("practice_id", String, nullable=False),
+    Column("number", BigInteger, nullable=False),
+    Column("client_id", String, nullable=False),
+    Column("clinician_id", String, nullable=False),
+    Column("issued_on", Date, nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),
+    Column("total_cents", BigInteger, nullable=False),
+    Column("renew_yearly", Boolean, nullable=False, server_default="false"),
+    Column("renewed_by", Uuid),
+    Column("exceeded_at", DateTime(timezone=True)),
+    Column("source", JSONB, nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("shared", Boolean, nullable=False, server_default="false"),
+    Column("shared_at", DateTime(timezone=True)),
+    Column("share_scheduled_at", DateTime(timezone=True)),
+    Column("document_id", String),
+    Column("document_version", Integer),
+    _created(),
+    UniqueConstraint("practice_id", "number"),
+    Index("ix_good_faith_estimates_client", "practice_id", "client_id", "period_start"),
+)

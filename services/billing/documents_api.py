@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.billing import check, domain, statements, superbills
 from services.billing import repository as repo
 from services.billing.api import IdempotencyKey, Limit, ShareIn, now, run_share, run_write
-from services.billing.db import bills, sessions
+from services.billing.db import bills, good_faith_estimates, sessions
 from services.billing.db import statements as statements_table
 from services.billing.db import superbills as superbills_table
 from services.billing.issued import IssuedKind
@@ -136,11 +136,12 @@ async def _share_issued(
 async def client_documents(
     client_id: str, svc: ServiceDep, principal: CurrentPrincipal, limit: Limit = 50, cursor: str | None = None
 ) -> dict[str, Any]:
-    """The client's Billing > Documents tab: bills, statements and superbills, newest first;
+    """The client's Billing > Documents tab: bills, statements, superbills and Good Faith
+    Estimates, newest first;
     and the sessions a third-party platform pays (kind `third_party_session`, status
     `paid_by_payer`, `payer` naming the platform), which are never billed to the client."""
     ensure_client_access(principal, client_id, "client")
-    b, s, sb, se = bills, statements_table, superbills_table, sessions
+    b, s, sb, se, g = bills, statements_table, superbills_table, sessions, good_faith_estimates
     no_payer = cast(null(), String).label("payer")
     docs = union_all(
         select(literal("bill").label("kind"), cast(b.c.id, String).label("id"), b.c.number, b.c.status, b.c.issued_on,
@@ -155,6 +156,10 @@ async def client_documents(
                sb.c.source["body"]["total_fee_cents"].as_integer().label("total_cents"),
                sb.c.document_id, sb.c.shared, sb.c.created_at, no_payer)
         .where(sb.c.practice_id == principal.practice_id, sb.c.client_id == client_id),
+        select(literal("good_faith_estimate").label("kind"), cast(g.c.id, String).label("id"), g.c.number,
+               literal("issued").label("status"), g.c.issued_on, g.c.total_cents, g.c.document_id, g.c.shared,
+               g.c.created_at, no_payer)
+        .where(g.c.practice_id == principal.practice_id, g.c.client_id == client_id),
         select(literal("third_party_session").label("kind"), se.c.id, cast(null(), BigInteger).label("number"),
                literal("paid_by_payer").label("status"), se.c.date_of_service.label("issued_on"),
                se.c.services_cents.label("total_cents"), cast(null(), String).label("document_id"),

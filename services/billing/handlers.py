@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.billing import bills
 from services.billing import repository as repo
 from services.billing.db import bills as bills_table
-from services.billing.db import clients, clinicians, credit_entries, sessions
+from services.billing.db import clients, clinicians, credit_entries, good_faith_estimates, sessions
 from services.billing.db import statements as statements_table
 from services.billing.db import superbills as superbills_table
 from shared.consumer import BatchHandler, Handler
@@ -121,8 +121,11 @@ def per_bill(allocations: Sequence[Allocation]) -> list[tuple[str, int]]:
 
 
 async def document_rendered(db: AsyncSession, env: Envelope[DocumentRendered]) -> None:
-    """Keep the id of the newest rendered version of each bill, statement and superbill."""
+    """Keep the id of the newest rendered version of each bill, statement, superbill and estimate."""
     doc = env.data
-    table = {"bill": bills_table, "statement": statements_table, "superbill": superbills_table}.get(doc.kind)
+    table = {
+        "bill": bills_table, "statement": statements_table, "superbill": superbills_table,
+        "good_faith_estimate": good_faith_estimates,
+    }.get(doc.kind)  # fmt: skip
     if table is not None:
         await repo.record_document(db, table, env.practice_id, doc.source_id, doc.document_id, doc.version)

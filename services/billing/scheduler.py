@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.billing import bills, statements, superbills
+from services.billing import bills, estimates, statements, superbills
 from services.billing import repository as repo
 from services.billing.db import bills as bills_table
 from shared.db import Database
@@ -28,7 +28,7 @@ async def share_due_in(
             continue
         await bills.share_bill(session, outbox, bill, now=now)
     shared = len(due)
-    for kind in (statements.STATEMENTS, superbills.SUPERBILLS):
+    for kind in (statements.STATEMENTS, superbills.SUPERBILLS, estimates.ESTIMATES):
         for row in await kind.due_for_share(session, now, practice_id=practice_id):
             await kind.share(session, outbox, row, now=now)
             shared += 1

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
 from services.documents import repository
+from services.documents.domain import Kind
 from services.documents.worker import pdf_url
 from shared.auth import CurrentPrincipal, Principal, ensure_client_access
 from shared.http import ApiError, decode_cursor, encode_cursor, not_found
@@ -23,7 +24,7 @@ Status = Literal["pending", "rendered", "failed"]
 
 class DocumentOut(BaseModel):
     id: str
-    kind: Literal["bill", "statement", "superbill"]
+    kind: Kind
     source_id: str
     client_id: str
     version: int
@@ -73,7 +74,7 @@ async def list_documents(
     principal: CurrentPrincipal,
     source_id: str | None = None,
     client_id: str | None = None,
-    kind: Literal["bill", "statement", "superbill"] | None = None,
+    kind: Kind | None = None,
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,

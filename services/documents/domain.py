@@ -8,12 +8,15 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from services.documents import views
-from services.documents.sources import StatementBody, SuperbillBody
+from services.documents.sources import GoodFaithEstimateBody, StatementBody, SuperbillBody
 from services.documents.superbill_rules import superbill_problems
 from shared.events import BillSnapshot, DocumentSource
 
-Kind = Literal["bill", "statement", "superbill"]
-TEMPLATES: dict[str, str] = {"bill": "bill.html", "statement": "statement.html", "superbill": "superbill.html"}
+Kind = Literal["bill", "statement", "superbill", "good_faith_estimate"]
+TEMPLATES: dict[str, str] = {
+    "bill": "bill.html", "statement": "statement.html", "superbill": "superbill.html",
+    "good_faith_estimate": "good_faith_estimate.html",
+}  # fmt: skip
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -60,6 +63,9 @@ def prepare(kind: Kind, source: dict[str, Any]) -> RenderRequest:
     if kind == "statement":
         statement = _parse(StatementBody, doc.body, "statement.body")
         return RenderRequest(kind, TEMPLATES[kind], views.statement_view(doc, statement))
+    if kind == "good_faith_estimate":
+        estimate = _parse(GoodFaithEstimateBody, doc.body, "good_faith_estimate.body")
+        return RenderRequest(kind, TEMPLATES[kind], views.estimate_view(doc, estimate))
     superbill = _parse(SuperbillBody, doc.body, "superbill.body")
     problems = superbill_problems(doc.practice, doc.patient, superbill)
     if problems:

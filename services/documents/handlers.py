@@ -11,7 +11,14 @@ from services.documents.db import RENDER_SIGNAL
 from services.documents.domain import Kind, should_render
 from shared.consumer import Handler
 from shared.db import Database
-from shared.events import BillEvent, DocumentSource, Envelope, StatementCreated, SuperbillCreated
+from shared.events import (
+    BillEvent,
+    DocumentSource,
+    Envelope,
+    GoodFaithEstimateCreated,
+    StatementCreated,
+    SuperbillCreated,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +39,8 @@ class BillingEvents:
             "StatementShared": self.on_statement,
             "SuperbillCreated": self.on_superbill,
             "SuperbillShared": self.on_superbill,
+            "GoodFaithEstimateCreated": self.on_estimate,
+            "GoodFaithEstimateShared": self.on_estimate,
         }
 
     async def record_version(
@@ -69,3 +78,6 @@ class BillingEvents:
 
     async def on_superbill(self, session: AsyncSession, env: Envelope[SuperbillCreated]) -> None:
         await self._on_source(session, env.practice_id, env.data.superbill)
+
+    async def on_estimate(self, session: AsyncSession, env: Envelope[GoodFaithEstimateCreated]) -> None:
+        await self._on_source(session, env.practice_id, env.data.estimate)

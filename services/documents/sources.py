@@ -143,3 +143,47 @@ class SuperbillBody(Body):
     @property
     def total_paid_cents(self) -> int:
         return sum(line.paid_cents for line in self.lines)
+
+
+# ---- Good Faith Estimates -------------------------------------------------------------------
+
+
+class EstimateClinician(Body):
+    name: str = Field(min_length=1)
+    credentials: str | None = None
+    npi: str = Field(min_length=10, max_length=10)
+
+
+class EstimateItem(Body):
+    code: str = Field(min_length=1)
+    description: str | None = None
+    quantity: int = Field(ge=1)
+    fee_cents: int = Field(ge=0)
+    total_cents: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _adds_up(self) -> "EstimateItem":
+        if self.total_cents != self.fee_cents * self.quantity:
+            raise ValueError("total_cents is not fee_cents × quantity")
+        return self
+
+
+class GoodFaithEstimateBody(Body):
+    """What the No Surprises Act asks an estimate to carry (with the practice from the source):
+    the clinician and NPI, the patient's date of birth, each item, the total, the period."""
+
+    start_date: dt.date
+    end_date: dt.date
+    patient_date_of_birth: dt.date
+    clinician: EstimateClinician
+    items: list[EstimateItem] = Field(min_length=1)
+    total_cents: int
+    diagnosis_codes: list[str] = []
+    comments: str | None = None
+    dispute_threshold_cents: int = 40_000
+
+    @model_validator(mode="after")
+    def _total(self) -> "GoodFaithEstimateBody":
+        if self.total_cents != sum(i.total_cents for i in self.items):
+            raise ValueError("total_cents is not the sum of the items")
+        return self

@@ -9,7 +9,7 @@ import string
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from services.documents.sources import StatementBody, SuperbillBody
+from services.documents.sources import GoodFaithEstimateBody, StatementBody, SuperbillBody
 from services.documents.superbill_rules import normalize_icd10cm
 from shared.events import Address, BillSnapshot, DocumentSource, Party, PracticeInfo
 from shared.money import format_money
@@ -191,6 +191,47 @@ def statement_view(source: DocumentSource, body: StatementBody) -> dict[str, Any
             ("Over 90 days", money(aging.days_over_90)),
             ("Total", money(aging.total_cents)),
         ],
+        "comments": body.comments,
+        "footer": source.practice.footer_comment,
+        "version": source.version,
+    }
+
+
+def estimate_view(source: DocumentSource, body: GoodFaithEstimateBody) -> dict[str, Any]:
+    """Everything the Good Faith Estimate template prints (the dispute notice is in the template)."""
+    currency = source.practice.currency
+
+    def money(cents: int) -> str:
+        return format_money(cents, currency)
+
+    return {
+        "title": f"Good Faith Estimate {source.number}",
+        "practice": practice_view(source.practice),
+        "patient": party_view(source.patient),
+        "responsible": party_view(source.bill_to) if source.bill_to.name != source.patient.name else None,
+        "date_of_birth": fmt_date(body.patient_date_of_birth),
+        "clinician": {
+            "name": body.clinician.name,
+            "credentials": body.clinician.credentials,
+            "npi": body.clinician.npi,
+        },
+        "number": bill_number(source.number),
+        "issued_on": fmt_date(source.issued_on),
+        "start_date": fmt_date(body.start_date),
+        "end_date": fmt_date(body.end_date),
+        "items": [
+            {
+                "code": i.code,
+                "description": i.description or "",
+                "quantity": i.quantity,
+                "fee": money(i.fee_cents),
+                "total": money(i.total_cents),
+            }
+            for i in body.items
+        ],
+        "total": money(body.total_cents),
+        "diagnosis_codes": ", ".join(body.diagnosis_codes),
+        "threshold": money(body.dispute_threshold_cents),
         "comments": body.comments,
         "footer": source.practice.footer_comment,
         "version": source.version,

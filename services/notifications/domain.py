@@ -180,24 +180,40 @@ def bill_shared(bill: BillSnapshot, share: ShareDelivery) -> Draft:
     )
 
 
+@dataclass(frozen=True)
+class IssuedLabels:
+    label: str
+    what: str
+    cents_key: str
+    amount_label: str
+
+
+ISSUED_LABELS = {
+    "statement": IssuedLabels("statement", "Your statement of account", "closing_balance_cents", "Balance due"),
+    "superbill": IssuedLabels(
+        "superbill", "Your superbill (an itemized receipt to claim reimbursement from your insurer)",
+        "total_fee_cents", "Total",
+    ),
+    "good_faith_estimate": IssuedLabels(
+        "Good Faith Estimate", "Your Good Faith Estimate of the expected charges for your care", "total_cents",
+        "Estimated total",
+    ),
+}  # fmt: skip
+
+
 def document_shared(source: DocumentSource, share: ShareDelivery) -> Draft:
-    """A statement or superbill: what it is, its amount if the body carries one."""
+    """A statement, superbill or Good Faith Estimate: what it is, its amount if the body carries one."""
     practice = _practice_name(source.practice.name)
     currency = source.practice.currency
-    label = "statement" if source.kind == "statement" else "superbill"
-    cents_key = "closing_balance_cents" if source.kind == "statement" else "total_fee_cents"
-    cents = source.body.get(cents_key)
+    labels = ISSUED_LABELS[source.kind]
+    label = labels.label
+    cents = source.body.get(labels.cents_key)
     amount = format_money(cents, currency) if isinstance(cents, int) and not isinstance(cents, bool) else None
     period = _period(source.body)
-    what = (
-        "Your statement of account"
-        if source.kind == "statement"
-        else "Your superbill (an itemized receipt to claim reimbursement from your insurer)"
-    )
     summary = f"Your {label} #{source.number} from {practice} is ready"
     summary += f" for {period}." if period else "."
     if amount:
-        summary += f" {'Balance due' if source.kind == 'statement' else 'Total'}: {amount}."
+        summary += f" {labels.amount_label}: {amount}."
     return Draft(
         kind=f"{source.kind}_shared",
         subject=f"Your {label} #{source.number} from {practice}",
@@ -208,16 +224,18 @@ def document_shared(source: DocumentSource, share: ShareDelivery) -> Draft:
             "recipient": share.recipient.name,
             "patient": source.patient.name,
             "label": label,
-            "what": what,
+            "what": labels.what,
             "number": source.number,
             "issued_on": source.issued_on.isoformat(),
             "period": period,
             "amount": amount,
-            "amount_label": "Balance due" if source.kind == "statement" else "Total",
+            "amount_label": labels.amount_label,
             "view_url": share.action_url,
         },
         action_url=share.action_url,
-        document=DocumentNeed(source.kind, source.id, source.version, f"{label}-{source.number}.pdf"),
+        document=DocumentNeed(
+            source.kind, source.id, source.version, f"{label.lower().replace(' ', '-')}-{source.number}.pdf"
+        ),
         attach_pdf=share.attach_pdf,
     )
 

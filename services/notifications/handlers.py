@@ -20,6 +20,7 @@ from shared.events import (
     DocumentFailed,
     DocumentRendered,
     Envelope,
+    GoodFaithEstimateShared,
     PaymentFailed,
     PaymentInfo,
     PaymentRecorded,
@@ -40,6 +41,7 @@ class NotificationHandlers:
             "BillShared": self.bill_shared,
             "StatementShared": self.statement_shared,
             "SuperbillShared": self.superbill_shared,
+            "GoodFaithEstimateShared": self.estimate_shared,
             "BillCreated": self.bill_changed,
             "BillUpdated": self.bill_changed,
             "BillPaid": self.bill_changed,
@@ -76,6 +78,11 @@ class NotificationHandlers:
 
     async def superbill_shared(self, session: AsyncSession, env: Envelope[SuperbillShared]) -> None:
         source, share = env.data.superbill, env.data.share
+        await projections.record_practice(session, env.practice_id, source.practice)
+        await self._queue_share(session, env, source.client_id, domain.document_shared(source, share), share)
+
+    async def estimate_shared(self, session: AsyncSession, env: Envelope[GoodFaithEstimateShared]) -> None:
+        source, share = env.data.estimate, env.data.share
         await projections.record_practice(session, env.practice_id, source.practice)
         await self._queue_share(session, env, source.client_id, domain.document_shared(source, share), share)
 
