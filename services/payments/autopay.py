@@ -108,7 +108,7 @@ async def due_bills(ctx: Payments, practice_id: str, settings: PracticeAutopay) 
     pay (after every payment applied or in flight), oldest bill first per client; with the
     practice's rule, not those whose insurance share is not fully paid yet."""
     q = (
-        select(bills.c.id, bills.c.client_id, bills.c.client_owes_cents, bills.c.insurance_owes_cents)
+        select(bills.c.id, bills.c.client_id, bills.c.client_owes_cents, bills.c.insurance_owes_cents, bills.c.party)
         .join(clients, (clients.c.practice_id == bills.c.practice_id) & (clients.c.id == bills.c.client_id))
         .join(cards, (cards.c.id == clients.c.autopay_card_id) & cards.c.authorized & cards.c.deleted_at.is_(None))
         .where(bills.c.practice_id == practice_id, bills.c.status == "open", bills.c.client_owes_cents > 0)
@@ -123,7 +123,7 @@ async def due_bills(ctx: Payments, practice_id: str, settings: PracticeAutopay) 
         open_cents = r.client_owes_cents - applied.get(r.id, 0)
         insurance_pending = r.insurance_owes_cents - by_insurer.get(r.id, 0) > 0
         if open_cents > 0 and not (settings.skip_insurance_pending and insurance_pending):
-            due.append({"client_id": r.client_id, "bill_id": r.id, "open_cents": open_cents})
+            due.append({"client_id": r.client_id, "bill_id": r.id, "open_cents": open_cents, "party": r.party})
     return due
 
 
@@ -135,14 +135,22 @@ async def _charge_night(
         by_client[bill["client_id"]].append(bill)
     items = []
     for client_id, client_bills in by_client.items():
-        order = await _card_order(ctx, practice_id, client_id)
-        outcomes = [await _charge_bill(ctx, practice_id, night, bill, order) for bill in client_bills]
+        order, authorized = await _cards(ctx, practice_id, client_id)
+        outcomes = [
+            await _charge_bill(ctx, practice_id, night, bill, domain.cards_for_bill(bill["party"], order, authorized))
+            for bill in client_bills
+        ]
         items.extend(outcomes)
         await _close_night(ctx, practice_id, client_id, night, failed=any(o["outcome"] == "failed" for o in outcomes))
     return items
 
 
 async def _card_order(ctx: Payments, practice_id: str, client_id: str) -> list[str]:
+    return (await _cards(ctx, practice_id, client_id))[0]
+
+
+async def _cards(ctx: Payments, practice_id: str, client_id: str) -> tuple[list[str], list[domain.AutopayCard]]:
+    """The client's autopay card order, and every authorized card on file (a guardian's among them)."""
     async with ctx.svc.db.transaction() as session:
         client = (
             await session.execute(
@@ -160,7 +168,7 @@ async def _card_order(ctx: Payments, practice_id: str, client_id: str) -> list[s
             )
         ).all()
     known = [domain.AutopayCard(c.id, c.holder, c.is_default) for c in authorized]
-    return domain.autopay_cards(client.autopay_card_id, known, is_minor=client.is_minor)
+    return domain.autopay_cards(client.autopay_card_id, known, is_minor=client.is_minor), known
 
 
 async def _charge_bill(
@@ -182,6 +190,8 @@ async def _charge_bill(
             ).all()
         }
     outcome: dict[str, Any] = {**bill, "amount_cents": bill["open_cents"], "outcome": "failed", "reason": None}
+    if not order:  # a split bill whose party has no authorized card of its own: never the client's card
+        return outcome | {"outcome": "skipped", "reason": "no_card_for_party"}
     for card_id in order:
         if card_id in tried:
             outcome |= {"outcome": "failed", "reason": tried[card_id].reason, "card_id": card_id, "retried": False}

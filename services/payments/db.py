@@ -39,6 +39,7 @@ bills = Table(
     Column("access_code", String, nullable=False),
     Column("currency", String, nullable=False, server_default="USD"),
     Column("session_ids", JSON, nullable=False, server_default="[]"),
+    Column("party", String),  # a split bill's payer ("client" or "guardian:<id>"): autopay uses that party's card
     Column("version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("practice_id", "id"),

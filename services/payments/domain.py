@@ -232,6 +232,16 @@ def autopay_cards(autopay_card_id: str, authorized: Sequence[AutopayCard], *, is
     return order
 
 
+def cards_for_bill(party: str | None, client_order: list[str], authorized: Sequence[AutopayCard]) -> list[str]:
+    """The cards autopay tries on a bill: a split bill for a guardian (`guardian:<id>`) only that
+    guardian's own authorized cards, default first, never the client's; any other bill the
+    client's order (`autopay_cards`)."""
+    if party is None or not party.startswith("guardian:"):
+        return client_order
+    own = [c for c in authorized if c.holder == party]
+    return [c.id for c in sorted(own, key=lambda c: not c.is_default)]
+
+
 @dataclass(frozen=True)
 class NightOutcome:
     failed_nights: int

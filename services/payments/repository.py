@@ -38,6 +38,7 @@ async def upsert_bill(session: AsyncSession, practice_id: str, bill: BillSnapsho
         "access_code": bill.access_code,
         "currency": bill.practice.currency,
         "session_ids": sorted({line.session_id for line in bill.lines}),
+        "party": bill.party,
         "version": bill.version,
     }
     await refuse_foreign(session, bills.c.id, bills.c.practice_id, practice_id, [bill.id], "bill")

@@ -81,7 +81,10 @@ class CardAuthorization(Body):
 class CardIn(Body):
     stripe_payment_method_id: str = Field(min_length=1)
     authorization: CardAuthorization | None = None
-    holder: Literal["client", "billing_contact"] = "client"
+    holder: str = Field(
+        default="client", pattern=r"^(client|billing_contact|guardian:.+)$", max_length=200,
+        description="whose card: the client, a minor's billing contact, or the guardian a split bill names",
+    )  # fmt: skip
     make_default: bool = False
     idempotency_key: str | None = None
 
