@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 import jwt
 from fastapi import Depends, Request
 
+from shared import audit
 from shared.http import ApiError
 from shared.settings import get_settings
 
@@ -18,6 +19,7 @@ class Principal:
     practice_id: str
     role: Role
     client_id: str | None = None
+    subject: str | None = None  # the token's `sub`: who acts (the audit log's actor)
 
     @property
     def is_staff(self) -> bool:
@@ -39,6 +41,7 @@ def issue_token(
     *,
     secret: str | None = None,
     ttl: dt.timedelta = dt.timedelta(hours=1),
+    subject: str | None = None,
 ) -> str:
     """A signed token (tests, the demo, service-to-service calls)."""
     claims: dict[str, object] = {
@@ -48,6 +51,8 @@ def issue_token(
     }
     if client_id is not None:
         claims["client_id"] = client_id
+    if subject is not None:
+        claims["sub"] = subject
     return jwt.encode(claims, secret or get_settings().auth_secret, algorithm="HS256")
 
 
@@ -63,7 +68,7 @@ def decode_token(token: str, secret: str) -> Principal:
         raise ApiError(401, "invalid_token", "role must be staff or client")
     if role == "client" and not claims.get("client_id"):
         raise ApiError(401, "invalid_token", "a client token needs client_id")
-    return Principal(practice_id=str(claims["practice_id"]), role=role, client_id=claims.get("client_id"))
+    return Principal(str(claims["practice_id"]), role, claims.get("client_id"), claims.get("sub"))
 
 
 async def current_principal(request: Request) -> Principal:
@@ -71,7 +76,7 @@ async def current_principal(request: Request) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <token>")
-    return decode_token(token.strip(), get_settings().auth_secret)
+    return audit.acting(decode_token(token.strip(), get_settings().auth_secret))
 
 
 async def staff_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:

@@ -489,6 +489,28 @@ class ClientNotification(Model):
     document_id: str | None = None
 
 
+# ---- every service's own topic: the audit trail --------------------------------------------
+
+
+class AuditResource(Model):
+    kind: str
+    id: str | None = None
+
+
+class AuditRecorded(Model):
+    """Who did what: a write (by staff, a client, the pay page, automation) or a PDF download,
+    staged through the service's outbox in the same transaction as the action (shared.audit).
+    `actor` is the token's `sub` (or `automation`, `pay_page`); reports keeps them append-only."""
+
+    actor: str
+    role: str  # staff | client | pay_page | automation
+    service: str
+    action: str
+    resource: AuditResource
+    client_id: str | None = None
+    ip: str | None = None
+
+
 EVENT_MODELS: dict[str, type[Model]] = {
     model.__name__: model
     for model in (
@@ -500,6 +522,7 @@ EVENT_MODELS: dict[str, type[Model]] = {
         PaymentRecorded, PaymentFailed, PaymentRefunded, CreditChanged, CardAuthorized, CardRemoved,
         PracticeAutomationChanged, AutopayDisabled,
         DocumentRendered, DocumentFailed, EmailSent, EmailFailed, ClientNotification,
+        AuditRecorded,
     )
 }  # fmt: skip
 

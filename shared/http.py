@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared import audit
 from shared.metrics import HTTP_LATENCY
 
 
@@ -155,6 +156,7 @@ async def idempotent_lookup(
 async def idempotent_store(
     session: AsyncSession, table: Table, practice_id: str, key: str | None, status: int, body: Any
 ) -> None:
+    await audit.record_request(session, status, body)  # every write answers through here
     if not key:
         return
     await session.execute(

@@ -14,9 +14,11 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from sqlalchemy import MetaData, Table
 
+from shared import topics
+from shared.audit import AuditContext
 from shared.consumer import BatchHandler, EventConsumer, Handler
 from shared.db import Database
-from shared.events import Envelope, Model
+from shared.events import AuditRecorded, Envelope, Model
 from shared.http import install_error_handlers, install_metrics_middleware, ops_router
 from shared.kafka import KafkaPublisher, faststream_security
 from shared.logs import configure_logging
@@ -169,9 +171,12 @@ class Service:
             finally:
                 await self.stop()
 
+        if topics.WRITES.get(self.name):  # every service with a topic audits its writes there (shared.audit)
+            self.publishes(topics.WRITES[self.name][0], [AuditRecorded])
         app = FastAPI(title=title, description=description, lifespan=lifespan, version="1")
         app.state.service = self
         install_error_handlers(app)
+        app.add_middleware(AuditContext)
         install_metrics_middleware(app, self.name)
         app.include_router(ops_router(self.readiness))
         for router in routers:

@@ -22,6 +22,7 @@ from services.billing.api import IdempotencyKey, now, run_write
 from services.billing.db import automation_runs, client_profiles, clients, practice_settings, sessions
 from services.billing.db import bills as bill_table
 from services.billing.db import superbills as superbill_table
+from shared import audit
 from shared.auth import StaffPrincipal
 from shared.db import Database
 from shared.outbox import Outbox
@@ -100,6 +101,10 @@ async def create_bills(
                 made = await bills.create_bill(
                     db, outbox, practice_id, req, now=as_of, public_base_url=public_base_url, platforms=platforms
                 )
+                for bill, _snap in made:
+                    await audit.automation(
+                        db, outbox, "billing", practice_id, "create_bill", "bill", str(bill.id), client_id
+                    )
             created.extend({"bill_id": str(bill.id), "number": bill.number, "client_id": client_id,
                             "session_ids": session_ids} for bill, _snap in made)  # fmt: skip
             warnings.extend(await estimates.check_exceeded(db, outbox, practice_id, client_id, now=as_of))

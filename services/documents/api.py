@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from services.documents import repository
 from services.documents.domain import Kind
 from services.documents.worker import pdf_url
+from shared import audit
 from shared.auth import CurrentPrincipal, Principal, ensure_client_access
 from shared.http import ApiError, decode_cursor, encode_cursor, not_found
 from shared.runtime import ServiceDep
@@ -132,4 +133,5 @@ async def get_pdf(document_id: str, svc: ServiceDep, principal: CurrentPrincipal
     }
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
+    await audit.record_download(svc.db, str(row.client_id))
     return Response(content=row.pdf, media_type="application/pdf", headers=headers)

@@ -17,6 +17,7 @@ from services.payments.db import cards, clients
 from services.payments.schemas import AutopayIn, CardIn
 from services.payments.service import Payments
 from services.payments.stripe_gateway import StripeDeclined, StripeUnavailable
+from shared import audit
 from shared.auth import CurrentPrincipal, Principal, StaffPrincipal, ensure_client_access
 from shared.events import CardAuthorized, CardRemoved
 from shared.http import ApiError, idempotent_answer, not_found, request_fingerprint
@@ -193,6 +194,7 @@ async def delete_card(client_id: str, card_id: str, principal: CurrentPrincipal,
             if newest:
                 await session.execute(update(cards).where(cards.c.id == newest).values(is_default=True))
         await ctx.stage(session, principal.practice_id, client_id, CardRemoved(client_id=client_id, card_id=card_id))
+        await audit.record_request(session, 204, None)
         if client.autopay_card_id == card_id:
             await session.execute(
                 update(clients)
@@ -238,4 +240,5 @@ async def set_autopay(
             .where(clients.c.practice_id == principal.practice_id, clients.c.id == client_id)
             .values(autopay_card_id=card_id)
         )
+        await audit.record_request(session, 200, None, kind="autopay")
     return {"client_id": client_id, "enabled": card_id is not None, "card_id": card_id}

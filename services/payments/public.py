@@ -19,6 +19,7 @@ from services.payments.recording import CardRef, record_payment, replayed_paymen
 from services.payments.schemas import PaymentIn, PublicPayIn
 from services.payments.service import Payments
 from services.payments.stripe_gateway import StripeDeclined, StripeUnavailable
+from shared import audit
 from shared.auth import Principal
 from shared.http import ApiError, request_fingerprint
 from shared.runtime import ServiceDep
@@ -75,7 +76,7 @@ async def public_pay(
 ) -> JSONResponse:
     ctx = ctx_of(service)
     bill = await find_bill(ctx, body, request.client.host if request.client else "unknown")
-    principal = Principal(bill.practice_id, "client", bill.client_id)
+    principal = audit.acting(Principal(bill.practice_id, "client", bill.client_id, "pay_page"), "pay_page")
     # A retry gets the first answer, before the checks the first payment changed (it may have
     # paid the bill in full): keyed per bill, fingerprinted on what was asked.
     key = f"pay:{bill.id}:{idempotency_key}" if idempotency_key else None

@@ -20,6 +20,7 @@ from services.payments.domain import Application, PaymentRuleError, plan_credit_
 from services.payments.schemas import PaymentIn
 from services.payments.service import Payments, allocations, payment_info, payment_row, payment_view, rule_error
 from services.payments.stripe_gateway import IntentResult, StripeDeclined, StripeUnavailable
+from shared import audit
 from shared.auth import Principal
 from shared.events import PaymentFailed, PaymentRecorded
 from shared.http import (
@@ -84,6 +85,17 @@ async def record_payment(
         row = await _record(
             ctx, session, principal, req, requested, payment_id, card, autopay=autopay, off_session=principal.is_staff
         )
+        if autopay:
+            await audit.automation(
+                session,
+                ctx.svc.outbox,
+                "payments",
+                principal.practice_id,
+                "autopay_charge",
+                "payment",
+                payment_id,
+                req.client_id,
+            )
         answer = 201, await payment_view(ctx, session, row)
         await idempotent_store(session, ctx.svc.idempotency_table, principal.practice_id, key, *answer)
     if row.status != "pending":

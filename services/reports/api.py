@@ -137,3 +137,36 @@ async def journal(
     for item in items:
         del item["at"]
     return JSONResponse({"currency": practice.currency, "items": items, "next_cursor": next_cursor})
+
+
+@router.get("/audit", summary="Who did what: every write in any service and every PDF download, in order")
+async def audit(
+    principal: StaffPrincipal,
+    svc: ServiceDep,
+    client_id: str | None = None,
+    actor: str | None = None,
+    start: Annotated[dt.datetime | None, Query(alias="from")] = None,
+    end: Annotated[dt.datetime | None, Query(alias="to")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    cursor: str | None = None,
+) -> JSONResponse:
+    """Read only: the log is append-only (no route edits or deletes it, and the table refuses
+    UPDATE and DELETE). `from`/`to` are timestamps (or dates) bounding `at`, `to` exclusive."""
+    start, end = (t.replace(tzinfo=dt.UTC) if t and t.tzinfo is None else t for t in (start, end))
+    if start and end and start > end:
+        raise ApiError(422, "invalid_range", "from is after to")
+    after = None
+    if cursor:
+        parts = decode_cursor(cursor)
+        if len(parts) != 2 or not all(isinstance(p, str) for p in parts):
+            raise ApiError(422, "invalid_cursor", "cursor is not one this API returned")
+        after = (dt.datetime.fromisoformat(parts[0]), parts[1])
+    async with svc.db.transaction() as session:
+        items = await queries.audit(
+            session, principal.practice_id, client_id=client_id, actor=actor, start=start, end=end, after=after,
+            limit=limit + 1,
+        )  # fmt: skip
+    more = len(items) > limit
+    items = items[:limit]
+    next_cursor = encode_cursor(items[-1]["at"], items[-1]["id"]) if more else None
+    return JSONResponse({"items": items, "next_cursor": next_cursor})

@@ -12,8 +12,10 @@ from shared.settings import Settings
 
 def create_service(settings: Settings) -> Service:
     svc = Service("reports", settings, metadata)
-    svc.consume(topics.BILLING, handlers.billing())
-    svc.consume(topics.PAYMENTS, handlers.payments())
+    svc.consume(topics.BILLING, handlers.billing(), batch_handlers=handlers.AUDIT)
+    svc.consume(topics.PAYMENTS, handlers.payments(), batch_handlers=handlers.AUDIT)
+    svc.consume(topics.DOCUMENTS, {}, batch_handlers=handlers.AUDIT)
+    svc.consume(topics.NOTIFICATIONS, {}, batch_handlers=handlers.AUDIT)
     plain, batched = handlers.scheduling()
     svc.consume(topics.SCHEDULING, plain, batch_handlers=batched)
     return svc

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.db import service_metadata
 
@@ -62,9 +63,7 @@ bills = Table(
     Column("insurance_share_cents", BigInteger, nullable=False),
     Column("paid_cents", BigInteger, nullable=False),
     Column("balance_cents", BigInteger, nullable=False),
-    Column("booked_client_cents", BigInteger, nullable=False),
-    Column("booked_insurance_cents", BigInteger, nullable=False),
-    Column("booked_adjusted_cents", BigInteger, nullable=False),
+    Column("booked", JSONB, nullable=False),  # per account, what the journal holds for the bill
     Index("ix_bills_practice_issued", "practice_id", "issued_on"),
 )
 
@@ -85,14 +84,14 @@ bill_lines = Table(
     Index("ix_bill_lines_issued", "practice_id", "issued_on"),
 )
 
-# Payments and refunds as the bill shows them (aging as of a past date).
+# Payments, refunds, adjustments and their reversals as the bill shows them (aging as of a past date).
 bill_payments = Table(
     "bill_payments",
     metadata,
     Column("practice_id", String, primary_key=True),
     Column("bill_id", String, primary_key=True),
     Column("seq", Integer, primary_key=True),
-    Column("kind", String, nullable=False),  # payment | refund
+    Column("kind", String, nullable=False),  # payment | refund | adjustment | adjustment_reversed
     Column("payer", String, nullable=False),
     Column("amount_cents", BigInteger, nullable=False),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
@@ -143,4 +142,23 @@ journal_lines = Table(
     Column("debit_cents", BigInteger, nullable=False),
     Column("credit_cents", BigInteger, nullable=False),
     Index("ix_journal_lines_client", "practice_id", "account", "client_id"),
+)
+
+# Who did what, append-only: rows are only ever inserted (a trigger refuses UPDATE and DELETE).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", String, primary_key=True),  # the AuditRecorded event id
+    Column("practice_id", String, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String, nullable=False),
+    Column("role", String, nullable=False),
+    Column("service", String, nullable=False),
+    Column("action", String, nullable=False),
+    Column("resource_kind", String, nullable=False),
+    Column("resource_id", String),
+    Column("client_id", String),
+    Column("ip", String),
+    Index("ix_audit_log_practice_at", "practice_id", "at", "id"),
+    Index("ix_audit_log_client", "practice_id", "client_id", "at"),
 )

@@ -11,7 +11,8 @@ The journal (CONTRACT.md, reports): every money fact is one entry whose debits e
   receivable for what reached bills and `client_credit` for the rest; a refund is the mirror.
 - A payment that reached a cancelled bill becomes credit: receivable back up, `client_credit` down.
 - A credit adjustment (discount, reimbursement) is contra revenue: `discounts` against `client_credit`.
-- An adjustment on a bill (total − paid − balance) is a `write_offs` against `accounts_receivable`.
+- An adjustment on a bill takes its amount off the payer's receivable: a discount against
+  `discounts`, a write-off or bad debt against `write_offs` (a reversal books it back).
 """
 
 from collections.abc import Iterable, Sequence
@@ -113,46 +114,44 @@ def receivable(payer: str) -> Account:
     return "insurance_receivable" if payer == "insurance" else "accounts_receivable"
 
 
-@dataclass(frozen=True)
-class Booked:
-    """What the journal holds for one bill: its two receivable shares and its adjustments."""
+Booked = dict[str, int]
+"""What the journal holds for one bill, per account (debits positive)."""
 
-    client_cents: int = 0
-    insurance_cents: int = 0
-    adjusted_cents: int = 0
+ADJUSTMENT_ACCOUNT: dict[str, Account] = {"write_off": "write_offs", "bad_debt": "write_offs", "discount": "discounts"}
 
 
 def bill_target(
-    status: str, total_cents: int, insurance_share_cents: int, paid_cents: int, balance_cents: int
+    status: str, total_cents: int, insurance_share_cents: int, adjustments: Iterable[tuple[str, str, int]]
 ) -> Booked:
-    """What the journal should hold for a bill in this state: nothing once it is cancelled."""
+    """What the journal should hold for a bill in this state: each payer's share less what
+    standing adjustments `(payer, kind, cents)` took off it, against revenue and the adjustment
+    accounts; nothing once the bill is cancelled."""
     if status == "cancelled":
-        return Booked()
-    return Booked(total_cents - insurance_share_cents, insurance_share_cents, total_cents - paid_cents - balance_cents)
+        return {}
+    target: Booked = {
+        "accounts_receivable": total_cents - insurance_share_cents,
+        "insurance_receivable": insurance_share_cents,
+        "service_revenue": -total_cents,
+    }
+    for payer, kind, cents in adjustments:
+        target[receivable(payer)] -= cents
+        account = ADJUSTMENT_ACCOUNT[kind]
+        target[account] = target.get(account, 0) + cents
+    return target
 
 
 def bill_entry(bill_id: str, number: int, booked: Booked, target: Booked, *, cancelled: bool) -> JournalEntry | None:
     """The difference between what is booked for a bill and what it now says."""
-    d_client = target.client_cents - booked.client_cents
-    d_insurance = target.insurance_cents - booked.insurance_cents
-    d_adjusted = target.adjusted_cents - booked.adjusted_cents
     if cancelled:
         memo = f"Bill #{number} cancelled"
-    elif booked == Booked():
+    elif not booked:
         memo = f"Bill #{number}"
+    elif any(booked.get(a, 0) != target.get(a, 0) for a in ("write_offs", "discounts")):
+        memo = f"Bill #{number} adjusted"
     else:
         memo = f"Bill #{number} changed"
-    return entry(
-        "bill",
-        bill_id,
-        memo,
-        [
-            ("accounts_receivable", d_client - d_adjusted),
-            ("insurance_receivable", d_insurance),
-            ("service_revenue", -(d_client + d_insurance)),
-            ("write_offs", d_adjusted),
-        ],
-    )
+    postings = [(a, target.get(a, 0) - booked.get(a, 0)) for a in ACCOUNTS]
+    return entry("bill", bill_id, memo, postings)
 
 
 def payment_entry(

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.reports import domain
 from services.reports.db import (
+    audit_log,
     bill_lines,
     bill_payments,
     bills,
@@ -27,6 +28,7 @@ from services.reports.db import (
 from shared.consumer import BatchHandler, Handler
 from shared.events import (
     AllocationRejected,
+    AuditRecorded,
     BillEvent,
     ClientUpserted,
     ClinicianUpserted,
@@ -93,14 +95,11 @@ async def bill_changed(session: AsyncSession, env: Envelope[BillEvent]) -> None:
     row = (await session.execute(select(bills).where(*key).with_for_update())).one_or_none()
     if row is not None and row.version >= snap.version:
         return
-    booked = (
-        domain.Booked(row.booked_client_cents, row.booked_insurance_cents, row.booked_adjusted_cents)
-        if row
-        else domain.Booked()
-    )
+    booked: domain.Booked = dict(row.booked) if row else {}
     insurance_share = sum(line.insurance_owes_cents for line in snap.lines)
     cancelled = snap.status == "cancelled"
-    target = domain.bill_target(snap.status, snap.total_cents, insurance_share, snap.paid_cents, snap.balance_cents)
+    standing = [(a.payer, a.kind, a.amount_cents) for a in snap.adjustments if a.reversed_at is None]
+    target = domain.bill_target(snap.status, snap.total_cents, insurance_share, standing)
     je = domain.bill_entry(snap.id, snap.number, booked, target, cancelled=cancelled)
     await book(session, env, snap.client_id, je, env.occurred_at, None if row else snap.issued_on)
     values = {
@@ -116,9 +115,7 @@ async def bill_changed(session: AsyncSession, env: Envelope[BillEvent]) -> None:
         "insurance_share_cents": insurance_share,
         "paid_cents": snap.paid_cents,
         "balance_cents": snap.balance_cents,
-        "booked_client_cents": target.client_cents,
-        "booked_insurance_cents": target.insurance_cents,
-        "booked_adjusted_cents": target.adjusted_cents,
+        "booked": target,
     }
     stmt = pg_insert(bills).values(practice_id=env.practice_id, bill_id=snap.id, **values)
     await session.execute(
@@ -152,7 +149,13 @@ async def bill_changed(session: AsyncSession, env: Envelope[BillEvent]) -> None:
     await session.execute(
         delete(bill_payments).where(bill_payments.c.practice_id == env.practice_id, bill_payments.c.bill_id == snap.id)
     )
-    if snap.payments:
+    # What lowered or raised the balance and when: payments, refunds, adjustments and their reversals.
+    moves = [(p.kind, p.payer, p.amount_cents, p.occurred_at) for p in snap.payments]
+    for a in snap.adjustments:
+        moves.append(("adjustment", a.payer, a.amount_cents, a.created_at))
+        if a.reversed_at is not None:
+            moves.append(("adjustment_reversed", a.payer, a.amount_cents, a.reversed_at))
+    if moves:
         await session.execute(
             insert(bill_payments),
             [
@@ -160,12 +163,12 @@ async def bill_changed(session: AsyncSession, env: Envelope[BillEvent]) -> None:
                     "practice_id": env.practice_id,
                     "bill_id": snap.id,
                     "seq": i,
-                    "kind": p.kind,
-                    "payer": p.payer,
-                    "amount_cents": p.amount_cents,
-                    "occurred_at": p.occurred_at,
+                    "kind": kind,
+                    "payer": payer,
+                    "amount_cents": cents,
+                    "occurred_at": when,
                 }
-                for i, p in enumerate(snap.payments)
+                for i, (kind, payer, cents, when) in enumerate(moves)
             ],
         )
     # A bill carries the practice's settings as of its creation; PracticeAutomationChanged wins.
@@ -283,6 +286,29 @@ async def sessions_completed(session: AsyncSession, envs: Sequence[Envelope[Sess
         {"p": [k[0] for k in latest], "s": [k[1] for k in latest], "c": list(latest.values())},
     )
 
+
+async def audit_recorded(session: AsyncSession, envs: Sequence[Envelope[AuditRecorded]]) -> None:
+    """Append to the audit log (a redelivered event is already there: nothing changes)."""
+    rows = [
+        {
+            "id": e.event_id,
+            "practice_id": e.practice_id,
+            "at": e.occurred_at,
+            "actor": e.data.actor,
+            "role": e.data.role,
+            "service": e.data.service,
+            "action": e.data.action,
+            "resource_kind": e.data.resource.kind,
+            "resource_id": e.data.resource.id,
+            "client_id": e.data.client_id,
+            "ip": e.data.ip,
+        }
+        for e in envs
+    ]
+    await session.execute(pg_insert(audit_log).values(rows).on_conflict_do_nothing())
+
+
+AUDIT: dict[str, BatchHandler] = {"AuditRecorded": audit_recorded}  # type: ignore[dict-item]
 
 BILL_EVENTS = ("BillCreated", "BillUpdated", "BillPaid", "BillCancelled", "BillShared")
 

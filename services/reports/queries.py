@@ -64,14 +64,16 @@ def _buckets() -> dict[str, int]:
 _AGING = text("""
 WITH paid AS (
   SELECT bill_id,
-    sum(CASE WHEN payer = 'insurance' THEN 0 WHEN kind = 'payment' THEN amount_cents ELSE -amount_cents END) AS pc,
-    sum(CASE WHEN payer <> 'insurance' THEN 0 WHEN kind = 'payment' THEN amount_cents ELSE -amount_cents END) AS pi
+    sum(CASE WHEN payer = 'insurance' THEN 0 WHEN kind IN ('payment', 'adjustment') THEN amount_cents
+        ELSE -amount_cents END) AS pc,
+    sum(CASE WHEN payer <> 'insurance' THEN 0 WHEN kind IN ('payment', 'adjustment') THEN amount_cents
+        ELSE -amount_cents END) AS pi
   FROM bill_payments
   WHERE practice_id = :p AND (occurred_at AT TIME ZONE :tz)::date <= :as_of
   GROUP BY bill_id
 ), owed AS (
   SELECT b.client_id, b.due_date,
-    b.total_cents - coalesce(paid.pc, 0) - coalesce(paid.pi, 0) - b.booked_adjusted_cents AS balance,
+    b.total_cents - coalesce(paid.pc, 0) - coalesce(paid.pi, 0) AS balance,
     b.insurance_share_cents - coalesce(paid.pi, 0) AS insurance_left
   FROM bills b LEFT JOIN paid ON paid.bill_id = b.bill_id
   WHERE b.practice_id = :p AND b.issued_on <= :as_of
@@ -324,3 +326,48 @@ async def receivables(session: AsyncSession, practice_id: str) -> dict[str, int]
 async def practice_ids(session: AsyncSession) -> list[str]:
     rows = await session.execute(text("SELECT DISTINCT practice_id FROM journal_entries ORDER BY 1"))
     return list(rows.scalars().all())
+
+
+async def audit(
+    session: AsyncSession,
+    practice_id: str,
+    *,
+    client_id: str | None,
+    actor: str | None,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    after: tuple[dt.datetime, str] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """The practice's audit log in the order things happened, filtered."""
+    where = ["practice_id = :p"]
+    params: dict[str, Any] = {"p": practice_id, "limit": limit}
+    for clause, name, value in (
+        ("client_id = :client_id", "client_id", client_id),
+        ("actor = :actor", "actor", actor),
+        ("at >= :start", "start", start),
+        ("at < :end", "end", end),
+    ):
+        if value is not None:
+            where.append(clause)
+            params[name] = value
+    if after:
+        where.append("(at, id) > (:after_at, :after_id)")
+        params.update(after_at=after[0], after_id=after[1])
+    rows = await session.execute(
+        text(f"SELECT * FROM audit_log WHERE {' AND '.join(where)} ORDER BY at, id LIMIT :limit"), params
+    )
+    return [
+        {
+            "id": r.id,
+            "at": r.at.isoformat(),
+            "actor": r.actor,
+            "role": r.role,
+            "service": r.service,
+            "action": r.action,
+            "resource": {"kind": r.resource_kind, "id": r.resource_id},
+            "client_id": r.client_id,
+            "ip": r.ip,
+        }
+        for r in rows
+    ]

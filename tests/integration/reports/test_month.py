@@ -15,7 +15,6 @@ from fastapi import FastAPI, Request
 from services.reports.check import run_check
 from services.reports.rebuild import caught_up, ends, rebuild
 from shared.auth import decode_token, issue_token
-from shared.topics import BILLING, PAYMENTS, SCHEDULING
 from tests.conftest import eventually
 from tests.integration.reports.conftest import Reports, start_reports
 from tests.integration.reports.month import PRACTICE, script
@@ -26,7 +25,7 @@ OCT = {"from": "2026-10-01", "to": "2026-10-31"}
 
 async def settle(reports: Reports) -> None:
     """Wait until the reports consumers committed past everything published."""
-    targets = {t: await ends(reports.settings, t) for t in (BILLING, PAYMENTS, SCHEDULING)}
+    targets = {c.topic: await ends(reports.settings, c.topic) for c in reports.svc.consumers}
     await eventually(lambda: caught_up(reports.settings, targets), timeout=30, interval=0.2)
 
 

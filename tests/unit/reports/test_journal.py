@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.reports import domain
-from services.reports.domain import Booked, JournalLine
+from services.reports.domain import JournalLine
 
 
 @dataclass
@@ -19,7 +19,12 @@ class Bill:
     insurance_share: int
     cancelled: bool = False
     paid: int = 0
-    booked: Booked = field(default_factory=Booked)
+    adjustments: list[tuple[str, str, int]] = field(default_factory=list)  # (payer, kind, cents)
+    booked: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def balance(self) -> int:
+        return self.total - self.paid - sum(c for _, _, c in self.adjustments)
 
 
 @dataclass
@@ -48,7 +53,7 @@ class Books:
     def rebook(self, i: int) -> None:
         b = self.bills[i]
         status = "cancelled" if b.cancelled else "open"
-        target = domain.bill_target(status, b.total, b.insurance_share, b.paid, b.total - b.paid)
+        target = domain.bill_target(status, b.total, b.insurance_share, b.adjustments)
         self.post(b.client, domain.bill_entry(str(i), i, b.booked, target, cancelled=b.cancelled))
         b.booked = target
 
@@ -60,7 +65,7 @@ class Books:
         """A payment on a bill billing has cancelled meanwhile reaches it anyway (payments did
         not know yet); billing answers AllocationRejected and the amount becomes credit."""
         b = self.bills[i]
-        applied = cents if b.cancelled else min(cents, b.total - b.paid)
+        applied = cents if b.cancelled else min(cents, b.balance)
         credit = cents - applied + extra_credit
         pid = str(len(self.payments))
         self.post(b.client, domain.payment_entry(pid, method, payer, cents + extra_credit, applied, credit))
@@ -83,9 +88,22 @@ class Books:
         self.post(p.client, domain.refund_entry(f"r{j}", p.method, p.payer, back, back, 0))
         self.rebook(i)
 
+    def adjust(self, i: int, payer: str, kind: str, pct: int) -> None:
+        b = self.bills[i]
+        cents = b.balance * pct // 100
+        if not b.cancelled and cents > 0:
+            b.adjustments.append((payer, kind, cents))
+            self.rebook(i)
+
+    def reverse(self, i: int) -> None:
+        b = self.bills[i]
+        if not b.cancelled and b.adjustments:
+            b.adjustments.pop(0)
+            self.rebook(i)
+
     def cancel(self, i: int) -> None:
         b = self.bills[i]
-        if b.paid == 0 and not b.cancelled:
+        if b.paid == 0 and not b.cancelled:  # billing refuses while a payment stands
             b.cancelled = True
             self.rebook(i)
 
@@ -93,7 +111,7 @@ class Books:
         out: dict[str, int] = defaultdict(int)
         for b in self.bills:
             if not b.cancelled:
-                out[b.client] += b.total - b.paid
+                out[b.client] += b.balance
         return out
 
     def receivables(self) -> dict[str, int]:
@@ -114,6 +132,9 @@ ops = st.lists(
                   st.integers(1, 60_000), st.sampled_from([0, 0, 500])),
         st.tuples(st.just("refund"), st.integers(0, 50), st.integers(1, 100)),
         st.tuples(st.just("cancel"), st.integers(0, 50)),
+        st.tuples(st.just("adjust"), st.integers(0, 50), st.sampled_from(["client", "insurance"]),
+                  st.sampled_from(["write_off", "discount", "bad_debt"]), st.integers(1, 100)),
+        st.tuples(st.just("reverse"), st.integers(0, 50)),
     ),
     max_size=60,
 )  # fmt: skip
@@ -132,6 +153,10 @@ def test_every_entry_balances_and_receivables_equal_open_balances(sequence: list
             books.refund(args[0] % len(books.payments), args[1])
         elif op == "cancel" and books.bills:
             books.cancel(args[0] % len(books.bills))
+        elif op == "adjust" and books.bills:
+            books.adjust(args[0] % len(books.bills), *args[1:])
+        elif op == "reverse" and books.bills:
+            books.reverse(args[0] % len(books.bills))
         for _, e in books.entries:
             assert e.debits == e.credits and e.debits > 0
             assert all((ln.debit_cents > 0) != (ln.credit_cents > 0) for ln in e.lines)
@@ -141,8 +166,8 @@ def test_every_entry_balances_and_receivables_equal_open_balances(sequence: list
 
 
 def test_an_insurance_bill_charges_both_receivables() -> None:
-    target = domain.bill_target("open", 15_000, 12_000, 0, 15_000)
-    e = domain.bill_entry("b1", 7, Booked(), target, cancelled=False)
+    target = domain.bill_target("open", 15_000, 12_000, [])
+    e = domain.bill_entry("b1", 7, {}, target, cancelled=False)
     assert e is not None and e.memo == "Bill #7"
     assert e.lines == (
         JournalLine("accounts_receivable", 3_000, 0),
@@ -152,13 +177,28 @@ def test_an_insurance_bill_charges_both_receivables() -> None:
 
 
 def test_cancelling_reverses_what_was_booked() -> None:
-    booked = Booked(3_000, 12_000, 0)
-    e = domain.bill_entry("b1", 7, booked, domain.bill_target("cancelled", 15_000, 12_000, 0, 15_000), cancelled=True)
+    booked = domain.bill_target("open", 15_000, 12_000, [])
+    e = domain.bill_entry("b1", 7, booked, domain.bill_target("cancelled", 15_000, 12_000, []), cancelled=True)
     assert e is not None and e.memo == "Bill #7 cancelled"
     assert e.lines == (
         JournalLine("service_revenue", 15_000, 0),
         JournalLine("accounts_receivable", 0, 3_000),
         JournalLine("insurance_receivable", 0, 12_000),
+    )
+
+
+def test_adjustments_come_off_the_payer_receivable_by_kind() -> None:
+    booked = domain.bill_target("open", 15_000, 12_000, [])
+    target = domain.bill_target(
+        "open", 15_000, 12_000, [("client", "discount", 1_000), ("insurance", "bad_debt", 2_000)]
+    )
+    e = domain.bill_entry("b1", 7, booked, target, cancelled=False)
+    assert e is not None and e.memo == "Bill #7 adjusted"
+    assert e.lines == (
+        JournalLine("write_offs", 2_000, 0),
+        JournalLine("discounts", 1_000, 0),
+        JournalLine("accounts_receivable", 0, 1_000),
+        JournalLine("insurance_receivable", 0, 2_000),
     )
 
 

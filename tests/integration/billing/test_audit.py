@@ -1,0 +1,37 @@
+"""Every write stages an AuditRecorded through billing's outbox (shared.audit): who (the token's
+`sub`), what, on which resource; a refused write records nothing."""
+
+from typing import Any
+
+from shared.auth import issue_token
+from tests.conftest import eventually
+from tests.integration.billing.conftest import Practice, _all_in
+
+
+async def test_each_write_is_audited_once_and_refused_ones_not_at_all(practice: Practice) -> None:
+    await practice.client("c-audit")
+    await practice.session("s-audit", "c-audit")
+    await eventually(lambda: _all_in(practice.unbilled_ids("c-audit"), ["s-audit"]))
+    token = issue_token(practice.id, "staff", secret=practice.svc.settings.auth_secret, subject="alice@example.org")
+    alice = {"Authorization": f"Bearer {token}"}
+    r = await practice.http.post("/v1/bills", json={"client_id": "c-audit", "session_ids": ["s-audit"]}, headers=alice)
+    assert r.status_code == 201, r.text
+    bill_id = r.json()["id"]
+    assert (await practice.http.post(f"/v1/bills/{bill_id}/cancel", json={}, headers=alice)).status_code == 200
+    assert (await practice.http.post(f"/v1/bills/{bill_id}/cancel", json={}, headers=alice)).status_code == 409
+    # A last write as a marker: once its record is out, the refused cancel's would have been too.
+    r = await practice.http.put("/v1/settings", json={"footer_comment": "thanks"}, headers=practice.headers())
+    assert r.status_code == 200, r.text
+
+    def audits(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e["data"] for e in events if e["event_type"] == "AuditRecorded"]
+
+    # Keyed by client (or practice): partitions differ, so compare in action order.
+    got = audits(await practice.events(until=lambda es: any(a["action"] == "put_settings" for a in audits(es))))
+    by_alice = {"actor": "alice@example.org", "role": "staff", "service": "billing", "ip": "127.0.0.1"}
+    assert sorted(got, key=lambda a: a["action"]) == [
+        by_alice | {"action": "cancel_bill", "resource": {"kind": "bill", "id": bill_id}, "client_id": "c-audit"},
+        by_alice | {"action": "create_bill", "resource": {"kind": "bill", "id": bill_id}, "client_id": "c-audit"},
+        {"actor": "staff", "role": "staff", "service": "billing", "ip": "127.0.0.1", "action": "put_settings",
+         "resource": {"kind": "setting", "id": None}, "client_id": None},
+    ]  # fmt: skip
