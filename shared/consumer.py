@@ -37,10 +37,11 @@ Handler = Callable[[AsyncSession, Envelope[Any]], Awaitable[None]]
 BatchHandler = Callable[[AsyncSession, Sequence[Envelope[Any]]], Awaitable[None]]
 
 
-def consumer_group(service: str, topic: str) -> str:
+def consumer_group(settings: Settings, service: str, topic: str) -> str:
     """One group per service and topic: a service's consumers of different topics never make
-    each other rebalance, and replicas of the service share each topic's partitions."""
-    return f"{service}.{topic}"
+    each other rebalance, and replicas of the service share each topic's partitions. The topic
+    prefix is part of it, so runs isolated by prefix on one broker never share a group."""
+    return f"{settings.topic_prefix}{service}.{topic}"
 
 
 RETRY_SQLSTATES = frozenset({"40001", "40P01"})
@@ -206,7 +207,7 @@ class EventConsumer:
 
         @broker.subscriber(
             self.settings.topic(self.topic),
-            group_id=consumer_group(self.service, self.topic),
+            group_id=consumer_group(self.settings, self.service, self.topic),
             batch=True,
             max_records=max_records,
             # FastStream sleeps this long after an empty poll: it bounds the latency an idle

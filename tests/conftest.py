@@ -126,7 +126,7 @@ async def committed_offset(settings: Settings, service: str, topic: str, partiti
     client = AIOKafkaAdminClient(**client_options(settings))
     await client.start()
     try:
-        offsets = await client.list_consumer_group_offsets(consumer_group(service, topic))
+        offsets = await client.list_consumer_group_offsets(consumer_group(settings, service, topic))
     finally:
         await client.close()
     meta = offsets.get(TopicPartition(settings.topic(topic), partition))

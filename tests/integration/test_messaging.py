@@ -197,7 +197,7 @@ async def _committed_total(svc: Service) -> int:
     admin = AIOKafkaAdminClient(**client_options(svc.settings))
     await admin.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(consumer_group("billing", topics.SCHEDULING))
+        offsets = await admin.list_consumer_group_offsets(consumer_group(svc.settings, "billing", topics.SCHEDULING))
     finally:
         await admin.close()
     topic = svc.settings.topic(topics.SCHEDULING)

@@ -67,5 +67,14 @@ async def test_events_without_a_handler_are_skipped_not_dead_lettered() -> None:
 
 
 def test_each_service_and_topic_has_its_own_consumer_group() -> None:
-    assert consumer_group("billing", topics.SCHEDULING) != consumer_group("billing", topics.PAYMENTS)
-    assert consumer_group("billing", topics.SCHEDULING) != consumer_group("payments", topics.SCHEDULING)
+    s = Settings()
+    assert consumer_group(s, "billing", topics.SCHEDULING) != consumer_group(s, "billing", topics.PAYMENTS)
+    assert consumer_group(s, "billing", topics.SCHEDULING) != consumer_group(s, "payments", topics.SCHEDULING)
+
+
+def test_runs_with_their_own_topic_prefix_have_their_own_consumer_groups() -> None:
+    """In-process and e2e services of one run, or two runs on one broker, must not share a group
+    (they would split each other's partitions and miss events)."""
+    a, b = Settings(topic_prefix="ta."), Settings(topic_prefix="tb.")
+    assert consumer_group(a, "billing", topics.SCHEDULING) != consumer_group(b, "billing", topics.SCHEDULING)
+    assert consumer_group(a, "billing", topics.SCHEDULING).startswith("ta.")
