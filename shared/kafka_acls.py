@@ -18,7 +18,7 @@ def acl_plan(settings: Settings) -> list[tuple[str, str, str, str, str]]:
         for topic in read:
             plan.append((principal, "TOPIC", "LITERAL", settings.topic(topic), "READ"))
         if read:
-            group_prefix = consumer_group(user, "")
+            group_prefix = consumer_group(settings, user, "")
             plan.append((principal, "GROUP", "PREFIXED", group_prefix, "READ"))
     return plan
 

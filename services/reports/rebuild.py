@@ -49,7 +49,7 @@ async def ends(settings: Settings, topic: str, *, rewind: bool = False) -> dict[
     tps = [TopicPartition(settings.topic(topic), p["partition"]) for p in described["partitions"]]
     consumer = AIOKafkaConsumer(
         **client_options(settings),
-        group_id=consumer_group("reports", topic),
+        group_id=consumer_group(settings, "reports", topic),
         enable_auto_commit=False,
     )
     await consumer.start()
@@ -69,7 +69,7 @@ async def caught_up(settings: Settings, targets: dict[str, dict[TopicPartition, 
     await admin.start()
     try:
         for topic, partitions in targets.items():
-            committed = await admin.list_consumer_group_offsets(consumer_group("reports", topic))
+            committed = await admin.list_consumer_group_offsets(consumer_group(settings, "reports", topic))
             for tp, end in partitions.items():
                 meta = committed.get(tp)
                 if end > 0 and (meta is None or meta.offset < end):
