@@ -88,12 +88,15 @@ class Practice:
         assert r.status_code == 201, r.text
         return r.json()
 
-    async def events(self, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 15) -> list[dict]:
-        """billing.events of this practice (envelopes, in order), read until `until` holds."""
+    async def events(
+        self, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 15, *, audit: bool = False
+    ) -> list[dict]:
+        """billing.events of this practice (envelopes, in order), read until `until` holds; the
+        AuditRecorded ones only with `audit`."""
 
         def mine(records: list[Any]) -> list[dict[str, Any]]:
             out = [json.loads(r.value) for r in records]
-            return [e for e in out if e["practice_id"] == self.id]
+            return [e for e in out if e["practice_id"] == self.id and (audit or e["event_type"] != "AuditRecorded")]
 
         records = await read_topic(self.svc.settings, topics.BILLING, until=lambda rs: until(mine(rs)), timeout=timeout)
         return mine(records)

@@ -27,7 +27,9 @@ async def test_each_write_is_audited_once_and_refused_ones_not_at_all(practice: 
         return [e["data"] for e in events if e["event_type"] == "AuditRecorded"]
 
     # Keyed by client (or practice): partitions differ, so compare in action order.
-    got = audits(await practice.events(until=lambda es: any(a["action"] == "put_settings" for a in audits(es))))
+    got = audits(
+        await practice.events(until=lambda es: any(a["action"] == "put_settings" for a in audits(es)), audit=True)
+    )
     by_alice = {"actor": "alice@example.org", "role": "staff", "service": "billing", "ip": "127.0.0.1"}
     assert sorted(got, key=lambda a: a["action"]) == [
         by_alice | {"action": "cancel_bill", "resource": {"kind": "bill", "id": bill_id}, "client_id": "c-audit"},
