@@ -4,7 +4,7 @@ sessions as expected receivables. Each runs in the consumer's transaction with t
 
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -111,10 +111,12 @@ class PaymentHandlers:
         )
 
     async def session_completed(self, session: AsyncSession, env: Envelope[SessionCompleted]) -> None:
-        """A session paid by a platform (Headway, Alma) is an expected receivable, not a bill."""
+        """A session paid by a platform (Headway, Alma) is an expected receivable, not a bill; one
+        whose payer changed away from a platform is no longer expected from it."""
         s = env.data.session
-        platforms = {p.strip() for p in self.ctx.settings.third_party_payers.split(",") if p.strip()}
-        if s.payer not in platforms:
+        if s.payer not in self.ctx.settings.platforms():
+            t = expected_receivables
+            await session.execute(delete(t).where(t.c.practice_id == env.practice_id, t.c.session_id == s.id))
             return
         lines = [(svc.code, svc.fee_cents) for svc in s.services if svc.billable]
         expected = expected_payer_amount(s.payer, lines, self.ctx.settings.payer_fee_schedule)
