@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / ".stack" / "demo"
 PRACTICE = "practice-rivers-edge"
 MONDAY = dt.date(2026, 11, 16)
+SPLIT_SESSION = 8  # the n-th session of the week, billed half to each of Noah Park's parents
 
 
 def envelope(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -61,8 +62,10 @@ def practice_week(run: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
         client("reyes", "Marisol", "Reyes", "1984-02-03"),
         client("chen", "Wei", "Chen", "1978-11-21"),
         client("park", "Noah", "Park", "2012-03-09", email=None, is_minor=True, guardians=[
-            {"name": "Grace Park", "email": f"grace.park.{run}@example.com", "relationship": "mother",
-             "is_billing_contact": True}]),
+            {"id": "g-grace", "name": "Grace Park", "email": f"grace.park.{run}@example.com",
+             "relationship": "mother", "is_billing_contact": True},
+            {"id": "g-sam", "name": "Sam Park", "email": f"sam.park.{run}@example.com", "relationship": "father",
+             "is_billing_contact": False}]),
     ]  # fmt: skip
     plan = [  # (client index, clinician, weekday, code, description, fee)
         (0, 0, 0, "90837", "Psychotherapy, 60 minutes", 16000),
@@ -72,6 +75,7 @@ def practice_week(run: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
         (0, 0, 3, "90837", "Psychotherapy, 60 minutes", 16000),
         (1, 1, 3, "90834", "Psychotherapy, 45 minutes", 13000),
         (3, 1, 4, "90832", "Psychotherapy, 30 minutes", 9000),
+        (3, 1, 2, "90834", "Family psychotherapy, 45 minutes", 13001),  # split between the parents (SPLIT_SESSION)
     ]
     sessions = []
     for n, (ci, li, day, code, description, fee) in enumerate(plan, start=1):
@@ -150,7 +154,8 @@ async def main() -> int:
 
         bills = []
         for c in clients:
-            ids = [i["session_id"] for i in items if i["client_id"] == c["id"]]
+            split_session = f"sess-{run}-{SPLIT_SESSION}"
+            ids = [i["session_id"] for i in items if i["client_id"] == c["id"] and i["session_id"] != split_session]
             r = await http.post(f"{billing}/v1/bills", json={"client_id": c["id"], "session_ids": ids,
                                                                "responsibility": "client"})  # fmt: skip
             r.raise_for_status()
@@ -216,6 +221,7 @@ async def main() -> int:
         print(f"          check {format_money(b2['paid_cents'])} on bill #{b2['number']} → {b2['status']}, "
               f"balance {format_money(b2['balance_cents'])}")  # fmt: skip
         await rest_of_the_month(http, settings, run, bills, clients, billing, payments)
+        await second_round(http, run, bills, clients, billing, documents)
     web = f"http://localhost:{settings.web_port}"
     print(f"\nWeb console: {web}/ (staff billing console and client portal)")
     print(f"  sign in as the practice's biller: {web}/dev/sign-in?practice_id={PRACTICE} (local sign-in page)")
@@ -284,6 +290,65 @@ async def rest_of_the_month(
               "(CMS-1500 fields checked) → documents renders it")  # fmt: skip
     else:
         print(f"billing: superbill refused: {r.json()['error']['message']}")
+
+
+async def save_pdf(http: httpx.AsyncClient, billing: str, documents: str, path: str, name: str) -> Path:
+    """Wait for the newest PDF of a billing record (GET `path` shows its document_id) and save it."""
+
+    async def document_id() -> str | None:
+        return (await http.get(f"{billing}{path}")).json().get("document_id")
+
+    doc = await wait_for(document_id, f"the PDF of {name}")
+    out = OUT / f"{name}.pdf"
+    out.write_bytes((await http.get(f"{documents}/v1/documents/{doc}/pdf")).content)
+    return out
+
+
+async def second_round(
+    http: httpx.AsyncClient, run: str, bills: list[dict[str, Any]], clients: list[dict[str, Any]], billing: str,
+    documents: str,
+) -> None:  # fmt: skip
+    """A write-off, a session split between two parents, and a Good Faith Estimate."""
+    second = bills[1]
+    r = await http.post(f"{billing}/v1/bills/{second['id']}/adjustments",
+                        json={"amount_cents": 3000, "kind": "write_off", "reason": "sliding-scale fee"})  # fmt: skip
+    r.raise_for_status()
+    bill = (await http.get(f"{billing}/v1/bills/{second['id']}")).json()
+    print(f"billing: wrote off {format_money(3000)} on bill #{bill['number']} (sliding scale) → adjusted "
+          f"{format_money(bill['adjusted_cents'])}, balance {format_money(bill['balance_cents'])}, "
+          f"{bill['status']}")  # fmt: skip
+
+    park = clients[3]
+    split = [{"party": "guardian:g-grace", "percent": 50}, {"party": "guardian:g-sam", "percent": 50}]
+    body = {"client_id": park["id"], "session_ids": [f"sess-{run}-{SPLIT_SESSION}"], "split": split}
+    r = await http.post(f"{billing}/v1/bills", json=body)
+    r.raise_for_status()
+    parts = r.json()["items"]
+    for part in parts:
+        (await http.post(f"{billing}/v1/bills/{part['id']}/share", json={})).raise_for_status()
+        path = await save_pdf(http, billing, documents, f"/v1/bills/{part['id']}", f"bill-{part['number']}")
+        print(f"billing: split bill #{part['number']} to {part['bill_to']['name']} ({part['bill_to']['email']}) for "
+              f"{part['patient']['name']}: {format_money(part['total_cents'])} of "
+              f"{format_money(sum(p['total_cents'] for p in parts))}, code {part['access_code']} "
+              f"→ {path.name}")  # fmt: skip
+
+    chen = clients[2]
+    r = await http.post(f"{billing}/v1/good-faith-estimates", json={
+        "client_id": chen["id"], "clinician_id": "clin-morgan", "period_start": "2026-11-01",
+        "period_end": "2027-04-30", "diagnosis_codes": ["F41.1"], "renew_yearly": True,
+        "items": [{"code": "90791", "description": "Psychiatric diagnostic evaluation", "fee_cents": 22000,
+                   "quantity": 1},
+                  {"code": "90837", "description": "Psychotherapy, 60 minutes", "fee_cents": 16000, "quantity": 20}],
+    })  # fmt: skip
+    r.raise_for_status()
+    estimate = r.json()
+    (await http.post(f"{billing}/v1/good-faith-estimates/{estimate['id']}/share", json={})).raise_for_status()
+    path = await save_pdf(http, billing, documents, f"/v1/good-faith-estimates/{estimate['id']}",
+                          f"good-faith-estimate-{estimate['number']}")  # fmt: skip
+    print(f"billing: Good Faith Estimate #{estimate['number']} for {chen['first_name']} {chen['last_name']}: "
+          f"{format_money(estimate['total_cents'])} for {estimate['period_start']} to {estimate['period_end']}, "
+          f"billed so far {format_money(estimate['billed_cents'])}; shared, PDF with the dispute notice "
+          f"→ {path.name}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -137,6 +137,7 @@ def bill_view(bill: BillSnapshot) -> dict[str, Any]:
         "insurance_owes": money(bill.insurance_owes_cents),
         "paid": money(bill.paid_cents),
         "adjustments": adjustments,
+        "split_percent": f"{bill.split_percent.normalize():f}%" if bill.split_percent is not None else None,
         "adjusted": money(bill.adjusted_cents) if bill.adjusted_cents else None,
         "balance": money(bill.balance_cents),
         "comments": bill.comments,

@@ -58,3 +58,10 @@ def test_the_statement_pdf_lists_adjustments_and_reversals() -> None:
     for expected in ("Write-off on bill #1040", "Write-off on bill #1040 reversed", "Discount on bill #1040",
                      "$150.00"):  # fmt: skip
         assert expected in text, expected
+
+
+def test_a_split_bill_pdf_names_the_share() -> None:
+    bill = samples.bill(sessions=1, minor=True).model_dump(mode="json") | {"split_percent": "40.00",
+                                                                           "party": "guardian:g1"}  # fmt: skip
+    text = pdftotext(render_pdf(prepare("bill", BillSnapshot.model_validate(bill).model_dump(mode="json"))).pdf)
+    assert "This bill is your share (40%) of the charges below" in text and "Noah Park" in text
