@@ -68,11 +68,20 @@ def test_coinsurance_rounds_half_even_once_per_line() -> None:
     assert (a.client_owes_cents, b.client_owes_cents) == (2, 4)  # 2.5 → 2, 3.5 → 4
 
 
-@given(st.lists(cents, min_size=1, max_size=6), cents)
-def test_copay_is_per_session_and_never_exceeds_it(amounts: list[int], copay: int) -> None:
-    lines = domain.split_lines([line("one-session", a) for a in amounts], "insurance", copay_cents=copay)
-    assert sum(ln.client_owes_cents for ln in lines) == min(copay, sum(amounts))
+@given(st.lists(st.tuples(st.sampled_from("abc"), cents), min_size=1, max_size=8), cents)
+def test_copay_is_per_session_and_never_exceeds_it(session_lines: list[tuple[str, int]], copay: int) -> None:
+    """Several sessions on one bill, in any order, each with one or more lines: each session's
+    client part is its copay, or the session's total if less."""
+    lines = domain.split_lines([line(s, a) for s, a in session_lines], "insurance", copay_cents=copay)
+    for session in {s for s, _ in session_lines}:
+        total = sum(a for s, a in session_lines if s == session)
+        assert sum(ln.client_owes_cents for ln in lines if ln.session_id == session) == min(copay, total)
     assert all(ln.client_owes_cents + ln.insurance_owes_cents == ln.amount_cents for ln in lines)
+
+
+def test_a_two_session_bill_owes_two_copays() -> None:
+    lines = domain.split_lines([line("mon", 15000), line("wed", 15000)], "insurance", copay_cents=2500)
+    assert [ln.client_owes_cents for ln in lines] == [2500, 2500]
 
 
 def test_split_rules() -> None:

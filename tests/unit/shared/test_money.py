@@ -3,7 +3,7 @@
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from shared.money import format_money, percent_of
@@ -23,12 +23,15 @@ def test_floats_are_refused_as_money() -> None:
 
 
 @given(st.integers(min_value=0, max_value=10**9), st.decimals(min_value=0, max_value=100, places=2))
-def test_a_percentage_split_never_loses_or_invents_a_cent(amount: int, percent: Decimal) -> None:
+@example(5, Decimal(50))
+@example(350, Decimal(1))
+def test_a_percentage_is_the_nearest_cent_ties_to_even(amount: int, percent: Decimal) -> None:
     part = percent_of(amount, percent)
-    rest = amount - part
+    exact = Decimal(amount) * percent / 100
     assert 0 <= part <= amount
-    assert part + rest == amount
-    assert abs(part - amount * percent / 100) <= Decimal("0.5")
+    assert abs(part - exact) <= Decimal("0.5")
+    if abs(part - exact) == Decimal("0.5"):
+        assert part % 2 == 0, "a tie goes to the even cent"
 
 
 @pytest.mark.parametrize(
