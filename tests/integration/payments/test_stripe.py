@@ -105,9 +105,12 @@ async def test_stripe_timeout_leaves_pending_and_the_reconciler_settles_it(svc, 
     await add_card(svc, http, practice, client)
     gateway = svc.payments.stripe
     real_charge = gateway.charge
+    charged = []
 
     async def timeout_once(**kwargs):
+        """The call reaches Stripe (localstripe charges the card); the answer is lost."""
         monkeypatch.setattr(gateway, "charge", real_charge)
+        charged.append(await real_charge(**kwargs))
         raise StripeUnavailable("read timed out")
 
     monkeypatch.setattr(gateway, "charge", timeout_once)
@@ -123,6 +126,7 @@ async def test_stripe_timeout_leaves_pending_and_the_reconciler_settles_it(svc, 
 
     payment = await eventually(settled, timeout=10)
     assert payment["status"] == "succeeded" and payment["stripe_payment_intent_id"]
+    assert charged[0].status == "succeeded", "the lost answer was a real charge at Stripe"
 
 
 def signed(settings, event_type: str, obj: dict) -> tuple[bytes, dict[str, str]]:
@@ -248,9 +252,12 @@ async def test_a_refund_stripe_did_not_answer_is_retried_by_the_reconciler(svc, 
     payment = (await http.post("/v1/payments", json=body, headers=staff(practice))).json()
     gateway = svc.payments.stripe
     real_refund = gateway.refund
+    made = []
 
     async def timeout_once(**kwargs):
+        """The refund reaches Stripe; the answer is lost."""
         monkeypatch.setattr(gateway, "refund", real_refund)
+        made.append(await real_refund(**kwargs))
         raise StripeUnavailable("read timed out")
 
     monkeypatch.setattr(gateway, "refund", timeout_once)
@@ -265,6 +272,7 @@ async def test_a_refund_stripe_did_not_answer_is_retried_by_the_reconciler(svc, 
 
     done = await eventually(refunded, timeout=10)
     assert done["stripe_refund_id"].startswith("re_") and done["amount_cents"] == 3000
+    assert made and made[0].startswith("re_"), "the lost answer was a real refund at Stripe"
 
 
 async def test_removing_the_default_card_promotes_another_and_stops_autopay_on_it(svc, http, publish) -> None:
@@ -275,6 +283,8 @@ async def test_removing_the_default_card_promotes_another_and_stops_autopay_on_i
                        headers=staff(practice))  # fmt: skip
     assert r.status_code == 200
     assert (await http.delete(f"/v1/clients/{client}/cards/{newer['id']}", headers=staff(practice))).status_code == 204
+    autopay = (await http.get(f"/v1/clients/{client}/autopay", headers=staff(practice))).json()
+    assert (autopay["enabled"], autopay["card_id"]) == (False, None), "autopay stopped with the card it used"
     cards = (await http.get(f"/v1/clients/{client}/cards", headers=staff(practice))).json()["items"]
     assert [(c["id"], c["is_default"]) for c in cards] == [(older["id"], True)]
     assert (await http.delete(f"/v1/clients/{client}/cards/{newer['id']}", headers=staff(practice))).status_code == 404
