@@ -21,10 +21,15 @@ def uid(prefix: str) -> str:
 async def test_session_of_unknown_client_appears_once_the_client_arrives(practice) -> None:
     cid, sid = uid("client"), uid("sess")
     await practice.session(sid, cid)
-    marker = uid("sess")
-    await practice.client(uid("other"))
-    await practice.session(marker, "nobody-yet")
-    await asyncio.sleep(0.5)
+    # A marker behind it on the same partition (same key): once it shows, the session was seen.
+    other, marker = uid("other"), uid("sess")
+    known = example_event("ClientUpserted-adult")
+    known["data"]["client"]["id"] = other
+    await practice.send(topics.SCHEDULING, known, key=cid)
+    seen = example_event("SessionCompleted-self-pay")
+    seen["data"]["session"].update(id=marker, client_id=other)
+    await practice.send(topics.SCHEDULING, seen, key=cid)
+    await eventually(lambda: _when(practice.unbilled_ids(), lambda ids: marker in ids))
     assert sid not in await practice.unbilled_ids()
     await practice.client(cid)
     [item] = await eventually(lambda: practice.unbilled(cid))
@@ -240,6 +245,8 @@ async def test_document_rendered_keeps_the_newest_version(practice) -> None:
     await practice.client(cid)
     await practice.session(sid, cid)
     bill = await practice.billed(cid, [sid])
+    await practice.session(sid2 := uid("sess"), cid)
+    other = await practice.billed(cid, [sid2])
 
     def rendered(doc: str, version: int) -> dict:
         return {
@@ -250,9 +257,14 @@ async def test_document_rendered_keeps_the_newest_version(practice) -> None:
         }  # fmt: skip
 
     await practice.publish(topics.DOCUMENTS, rendered("doc-2", 2), key=cid)
-    await practice.publish(topics.DOCUMENTS, rendered("doc-1", 1), key=cid)
     await practice.publish(topics.DOCUMENTS, rendered("doc-3", 3), key=cid)
     await eventually(lambda: _when(practice.bill(bill["id"]), lambda b: b["document_id"] == "doc-3"))
+    await practice.publish(topics.DOCUMENTS, rendered("doc-1", 1), key=cid)  # an older version, last
+    marker = rendered("doc-m", 1)
+    marker["data"]["source_id"] = other["id"]
+    await practice.publish(topics.DOCUMENTS, marker, key=cid)  # behind it on the same partition
+    await eventually(lambda: _when(practice.bill(other["id"]), lambda b: b["document_id"] == "doc-m"))
+    assert (await practice.bill(bill["id"]))["document_id"] == "doc-3", "version 1 after 3 changed nothing"
 
 
 async def test_void_before_completion_and_void_of_a_billed_session(practice) -> None:
