@@ -45,6 +45,19 @@ async def all_rendered(svc: Service, source_ids: list[str]) -> bool:
 async def test_two_replicas_share_the_work_and_announce_each_version_once(test_settings: Settings, publish) -> None:
     settings = (await isolated_topics(test_settings)).model_copy(update={"documents_render_workers": 1})
     replicas = [create_service(settings), create_service(settings)]
+    renders = [0, 0]
+    first_busy = asyncio.Event()
+    for n, replica in enumerate(replicas):
+        worker = next(t.__self__ for t in replica._tasks if isinstance(getattr(t, "__self__", None), RenderWorker))
+        real_render = worker.renderer.render
+
+        async def counted(request: RenderRequest, n: int = n, real_render: Any = real_render) -> RenderedPdf:
+            renders[n] += 1  # counted as it starts: a second render of one version would show
+            if n == 0:
+                await first_busy.wait()  # replica 0 holds its jobs until replica 1 has rendered
+            return await real_render(request)
+
+        worker.renderer.render = counted
     for replica in replicas:  # one after the other: migrations are not meant to race
         await replica.start()
     try:
@@ -53,13 +66,16 @@ async def test_two_replicas_share_the_work_and_announce_each_version_once(test_s
             env = json.loads(new_envelope(PRACTICE, BillCreated(bill=bill)).model_dump_json())
             await publish(topics.BILLING, env, key=bill.client_id, settings=settings)
         ids = [b.id for b in bills]
+        await eventually(lambda: renders[1] >= 1 and renders[0] >= 1, timeout=60)
+        first_busy.set()
         await eventually(lambda: all_rendered(replicas[0], ids), timeout=40)
-        await asyncio.sleep(0.3)  # give a double render the chance to show itself
+        assert sum(renders) == len(bills), f"each version rendered once, by either replica: {renders}"
         records = await read_topic(settings, topics.DOCUMENTS, until=lambda rs: len(rs) >= len(bills))
         announced = [json.loads(r.value)["data"]["source_id"] for r in records]
         assert sorted(announced) == sorted(ids), "each version rendered and announced exactly once"
         assert {r.key.decode() for r in records} == {b.client_id for b in bills}
     finally:
+        first_busy.set()
         await asyncio.gather(*(r.stop() for r in replicas))
 
 
@@ -80,8 +96,10 @@ async def test_a_job_held_by_a_dead_replica_comes_back_after_its_lease(test_sett
                 .where(documents.c.id == job_id)
                 .values(claimed_until=func.now() + dt.timedelta(seconds=1), attempts=1)
             )
-        await asyncio.sleep(0.5)
-        assert (await statuses(svc, [bill.id]))[bill.id] == "pending", "not taken while the lease holds"
+        async with svc.db.transaction() as session:
+            taken = await repository.claim_job(session, settings.documents_render_lease_seconds)
+        assert taken is None or taken.id != job_id, "not taken while the lease holds"
+        assert (await statuses(svc, [bill.id]))[bill.id] == "pending"
         await eventually(lambda: all_rendered(svc, [bill.id]), timeout=15)
         async with svc.db.transaction() as session:
             attempts = await session.scalar(select(documents.c.attempts).where(documents.c.id == job_id))
