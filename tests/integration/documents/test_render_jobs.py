@@ -68,7 +68,7 @@ async def test_two_replicas_share_the_work_and_announce_each_version_once(test_s
         ids = [b.id for b in bills]
         await eventually(lambda: renders[1] >= 1 and renders[0] >= 1, timeout=60)
         first_busy.set()
-        await eventually(lambda: all_rendered(replicas[0], ids), timeout=40)
+        await eventually(lambda: all_rendered(replicas[0], ids), timeout=90)
         assert sum(renders) == len(bills), f"each version rendered once, by either replica: {renders}"
         records = await read_topic(settings, topics.DOCUMENTS, until=lambda rs: len(rs) >= len(bills))
         announced = [json.loads(r.value)["data"]["source_id"] for r in records]
