@@ -149,7 +149,7 @@ async def notifications(test_settings: Settings) -> AsyncIterator[Running]:
             "email_retry_base_ms": 100,
             "email_retry_max_ms": 300,
             "email_max_attempts": 4,
-            "email_pdf_wait_seconds": 2,
+            "email_pdf_wait_seconds": 8,
             "notifications_poll_ms": 50,
             "smtp_timeout_seconds": 5,
         }

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from services.payments.db import clients
 from shared import topics
-from tests.conftest import eventually
+from tests.conftest import committed_offset, eventually
 from tests.integration.payments.conftest import (
     as_client,
     bill_event,
@@ -255,15 +255,14 @@ async def test_allocation_rejected_by_a_cancelled_bill_becomes_credit(svc, http,
         },
     )
     for _ in range(2):  # redelivered: applied once
-        await publish(topics.BILLING, rejected, key=client, settings=svc.settings)
+        last = await publish(topics.BILLING, rejected, key=client, settings=svc.settings)
 
-    async def credited() -> int:
-        r = await http.get(f"/v1/clients/{client}/credit", headers=staff(practice))
-        return r.json()["balance_cents"]
+    async def consumed() -> bool:  # offsets are committed after the DB commit: a marker
+        return await committed_offset(svc.settings, "payments", topics.BILLING, last.partition) > last.offset
 
-    assert await eventually(credited) == 7000
-    await asyncio.sleep(0.3)
-    assert await credited() == 7000
+    await eventually(consumed)
+    r = await http.get(f"/v1/clients/{client}/credit", headers=staff(practice))
+    assert r.json()["balance_cents"] == 7000
     payment = (await http.get(f"/v1/payments/{payment_id}", headers=staff(practice))).json()
     assert payment["allocations"] == [{"bill_id": bill_id, "amount_cents": 0}]
     assert payment["credit_cents"] == 7000

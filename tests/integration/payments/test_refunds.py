@@ -6,6 +6,7 @@ import asyncio
 import pytest
 
 from shared import topics
+from tests.conftest import eventually
 from tests.integration.payments.conftest import bill_event, new_id, payment_events, snapshot, staff
 
 pytestmark = pytest.mark.integration
@@ -70,14 +71,12 @@ async def test_refund_of_a_credit_payment_goes_back_to_credit(svc, http, publish
     assert adj.status_code == 201 and adj.json()["balance_cents"] == 4000
     event = bill_event("BillCreated", practice, snapshot(bill_id, client, client_owes=10000))
     await publish(topics.BILLING, event, key=client, settings=svc.settings)
+
     # BillCreated applies the credit automatically; a further credit payment has nothing to use.
-    listing = None
-    for _ in range(50):
-        listing = (await http.get("/v1/payments", params={"bill_id": bill_id}, headers=staff(practice))).json()
-        if listing["items"]:
-            break
-        await asyncio.sleep(0.1)
-    credit_payment = listing["items"][0]
+    async def applied() -> list:
+        return (await http.get("/v1/payments", params={"bill_id": bill_id}, headers=staff(practice))).json()["items"]
+
+    credit_payment = (await eventually(applied))[0]
     assert credit_payment["method"] == "credit" and credit_payment["amount_cents"] == 4000
     none_left = await http.post("/v1/payments", json={"client_id": client, "bill_id": bill_id, "method": "credit",
                                                       "amount_cents": 100}, headers=staff(practice))  # fmt: skip
