@@ -1,6 +1,6 @@
 """Superbills: a client's sessions as an insurer's claim form needs them (CMS-1500 fields),
 for the client to seek reimbursement. Built here, checked with the same CMS-1500 rules that
-documents applies before rendering (`services.documents.superbill_rules`, pure), so an
+documents applies before rendering (`shared.superbill_rules`, pure), so an
 incomplete superbill is refused with the missing fields named instead of half-printed."""
 
 import datetime as dt
@@ -15,9 +15,9 @@ from services.billing import domain
 from services.billing import repository as repo
 from services.billing.db import bill_lines, bill_payments, bills, clinicians, sessions, superbills
 from services.billing.issued import IssuedKind
-from services.documents.superbill_rules import superbill_problems
 from shared.events import Client, DocumentSource, SessionService, SuperbillCreated, SuperbillShared
 from shared.outbox import Outbox
+from shared.superbill_rules import superbill_problems
 
 PayTo = Literal["clinic", "provider", "client", "none"]
 

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ValidationError
 
 from services.documents import views
 from services.documents.sources import GoodFaithEstimateBody, StatementBody, SuperbillBody
-from services.documents.superbill_rules import superbill_problems
 from shared.events import BillSnapshot, DocumentSource
+from shared.superbill_rules import superbill_problems
 
 Kind = Literal["bill", "statement", "superbill", "good_faith_estimate"]
 TEMPLATES: dict[str, str] = {

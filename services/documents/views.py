@@ -10,9 +10,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.documents.sources import GoodFaithEstimateBody, StatementBody, SuperbillBody
-from services.documents.superbill_rules import normalize_icd10cm
 from shared.events import Address, BillSnapshot, DocumentSource, Party, PracticeInfo
 from shared.money import format_money
+from shared.superbill_rules import normalize_icd10cm
 
 ENTRY_LABELS = {"charge": "Charge", "payment": "Payment", "refund": "Refund", "credit": "Credit",
                 "adjustment": "Adjustment", "adjustment_reversed": "Adjustment reversed",

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.documents.sources import SuperbillBody
-from services.documents.superbill_rules import (
+from shared.superbill_rules import (
     is_cpt_hcpcs,
     is_icd10cm,
     is_modifier,

@@ -1,4 +1,5 @@
-"""CMS-1500 field checks for superbills, pure and importable by billing.
+"""CMS-1500 field checks for superbills, pure: billing checks a superbill before it creates one,
+documents before it renders one (a service never imports another service, so the rules live here).
 
 A superbill an insurer will accept needs every field a claim form asks for, in the right
 shape. These functions check shapes (not whether a code exists in this year's code set):
