@@ -7,9 +7,11 @@ import sys
 from importlib import import_module
 from pathlib import Path
 
-from alembic import command, context
+import sqlalchemy as sa
+from alembic import command, context, op
 from alembic.config import Config
 from sqlalchemy import MetaData, pool
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -80,3 +82,52 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def create_messaging_tables(schema: str) -> None:
+    """The outbox, inbox and idempotency-key tables every service schema carries (their models
+    are in `shared.db.service_metadata`): one definition, called by each service's initial
+    migration. A change to them is a new migration per service calling a new helper here."""
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("practice_id", sa.String(), nullable=False),
+        sa.Column("key", sa.String(), nullable=False),
+        sa.Column("request_hash", sa.String(), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("response", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("practice_id", "key", name=op.f("pk_idempotency_keys")),
+        schema=schema,
+    )
+    op.create_table(
+        "inbox",
+        sa.Column("event_id", sa.String(), nullable=False),
+        sa.Column("event_type", sa.String(), nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.PrimaryKeyConstraint("event_id", name=op.f("pk_inbox")),
+        schema=schema,
+    )
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("event_id", sa.String(), nullable=False),
+        sa.Column("topic", sa.String(), nullable=False),
+        sa.Column("key", sa.String(), nullable=False),
+        sa.Column("event_type", sa.String(), nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+        sa.UniqueConstraint("event_id", name=op.f("uq_outbox_event_id")),
+        schema=schema,
+    )
+    op.create_index(
+        "ix_outbox_unsent", "outbox", ["id"], unique=False, schema=schema, postgresql_where=sa.text("sent_at IS NULL")
+    )
+
+
+def drop_messaging_tables(schema: str) -> None:
+    op.drop_index("ix_outbox_unsent", table_name="outbox", schema=schema, postgresql_where=sa.text("sent_at IS NULL"))
+    op.drop_table("outbox", schema=schema)
+    op.drop_table("inbox", schema=schema)
+    op.drop_table("idempotency_keys", schema=schema)

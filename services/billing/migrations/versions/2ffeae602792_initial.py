@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from shared.migrations import create_messaging_tables, drop_messaging_tables
+
 revision: str = "2ffeae602792"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -93,47 +95,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("practice_id", "kind", name=op.f("pk_counters")),
         schema="billing",
     )
-    op.create_table(
-        "idempotency_keys",
-        sa.Column("practice_id", sa.String(), nullable=False),
-        sa.Column("key", sa.String(), nullable=False),
-        sa.Column("request_hash", sa.String(), nullable=False),
-        sa.Column("status_code", sa.Integer(), nullable=True),
-        sa.Column("response", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("practice_id", "key", name=op.f("pk_idempotency_keys")),
-        schema="billing",
-    )
-    op.create_table(
-        "inbox",
-        sa.Column("event_id", sa.String(), nullable=False),
-        sa.Column("event_type", sa.String(), nullable=False),
-        sa.Column("processed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("event_id", name=op.f("pk_inbox")),
-        schema="billing",
-    )
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
-        sa.Column("event_id", sa.String(), nullable=False),
-        sa.Column("topic", sa.String(), nullable=False),
-        sa.Column("key", sa.String(), nullable=False),
-        sa.Column("event_type", sa.String(), nullable=False),
-        sa.Column("payload", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
-        sa.UniqueConstraint("event_id", name=op.f("uq_outbox_event_id")),
-        schema="billing",
-    )
-    op.create_index(
-        "ix_outbox_unsent",
-        "outbox",
-        ["id"],
-        unique=False,
-        schema="billing",
-        postgresql_where=sa.text("sent_at IS NULL"),
-    )
+    create_messaging_tables("billing")
     op.create_table(
         "practice_settings",
         sa.Column("practice_id", sa.String(), nullable=False),
@@ -248,12 +210,7 @@ def downgrade() -> None:
     op.drop_index("ix_sessions_client", table_name="sessions", schema="billing")
     op.drop_table("sessions", schema="billing")
     op.drop_table("practice_settings", schema="billing")
-    op.drop_index(
-        "ix_outbox_unsent", table_name="outbox", schema="billing", postgresql_where=sa.text("sent_at IS NULL")
-    )
-    op.drop_table("outbox", schema="billing")
-    op.drop_table("inbox", schema="billing")
-    op.drop_table("idempotency_keys", schema="billing")
+    drop_messaging_tables("billing")
     op.drop_table("counters", schema="billing")
     op.drop_table("clinicians", schema="billing")
     op.drop_table("clients", schema="billing")

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from shared.migrations import create_messaging_tables, drop_messaging_tables
 
 revision: str = "a982c6773778"
 down_revision: str | None = None
@@ -128,47 +129,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("practice_id", "session_id", name=op.f("pk_expected_receivables")),
         schema="payments",
     )
-    op.create_table(
-        "idempotency_keys",
-        sa.Column("practice_id", sa.String(), nullable=False),
-        sa.Column("key", sa.String(), nullable=False),
-        sa.Column("request_hash", sa.String(), nullable=False),
-        sa.Column("status_code", sa.Integer(), nullable=True),
-        sa.Column("response", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("practice_id", "key", name=op.f("pk_idempotency_keys")),
-        schema="payments",
-    )
-    op.create_table(
-        "inbox",
-        sa.Column("event_id", sa.String(), nullable=False),
-        sa.Column("event_type", sa.String(), nullable=False),
-        sa.Column("processed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.PrimaryKeyConstraint("event_id", name=op.f("pk_inbox")),
-        schema="payments",
-    )
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
-        sa.Column("event_id", sa.String(), nullable=False),
-        sa.Column("topic", sa.String(), nullable=False),
-        sa.Column("key", sa.String(), nullable=False),
-        sa.Column("event_type", sa.String(), nullable=False),
-        sa.Column("payload", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
-        sa.UniqueConstraint("event_id", name=op.f("uq_outbox_event_id")),
-        schema="payments",
-    )
-    op.create_index(
-        "ix_outbox_unsent",
-        "outbox",
-        ["id"],
-        unique=False,
-        schema="payments",
-        postgresql_where=sa.text("sent_at IS NULL"),
-    )
+    create_messaging_tables("payments")
     op.create_table(
         "pay_page_failures",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
@@ -307,12 +268,7 @@ def downgrade() -> None:
     op.drop_table("payments", schema="payments")
     op.drop_index("ix_pay_page_failures_key", table_name="pay_page_failures", schema="payments")
     op.drop_table("pay_page_failures", schema="payments")
-    op.drop_index(
-        "ix_outbox_unsent", table_name="outbox", schema="payments", postgresql_where=sa.text("sent_at IS NULL")
-    )
-    op.drop_table("outbox", schema="payments")
-    op.drop_table("inbox", schema="payments")
-    op.drop_table("idempotency_keys", schema="payments")
+    drop_messaging_tables("payments")
     op.drop_table("expected_receivables", schema="payments")
     op.drop_index("ix_credit_entries_client", table_name="credit_entries", schema="payments")
     op.drop_table("credit_entries", schema="payments")
