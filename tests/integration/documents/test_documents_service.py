@@ -17,11 +17,19 @@ from pypdf import PdfReader
 from services.documents.app import build
 from shared import topics
 from shared.auth import issue_token
-from shared.events import BillCreated, BillUpdated, StatementCreated, SuperbillCreated, new_envelope
+from shared.events import (
+    BillCreated,
+    BillUpdated,
+    GoodFaithEstimateCreated,
+    StatementCreated,
+    SuperbillCreated,
+    new_envelope,
+)
 from shared.runtime import Service
 from shared.settings import Settings
 from tests.conftest import eventually, isolated_topics, read_topic
 from tests.unit.documents import samples
+from tests.unit.documents import test_estimate_pdf as estimate_pdf
 
 pytestmark = pytest.mark.integration
 
@@ -174,6 +182,21 @@ async def test_statement_renders_range_entries_and_aging(documents, publish) -> 
     text = pdf_text((await http.get(f"/v1/documents/{doc['id']}/pdf", headers=staff())).content)
     for expected in ("Oct 1, 2026", "Oct 31, 2026", "Opening balance", "$50.00", "Closing balance", "$110.00",
                      "Sliding-scale discount", "Refund of overpayment", "AGING", "1-30 days"):  # fmt: skip
+        assert expected in text, expected
+
+
+async def test_a_good_faith_estimate_renders_and_serves_its_pdf(documents, publish) -> None:
+    svc, http = documents
+    source = estimate_pdf.estimate().model_copy(update={"id": f"gfe-{uuid.uuid4()}"})
+    await publish(topics.BILLING, event(GoodFaithEstimateCreated(estimate=source)), key=source.client_id,
+                  settings=svc.settings)  # fmt: skip
+    [doc] = await eventually(lambda: versions(http, source.id))
+    assert doc["kind"] == "good_faith_estimate"
+    listed = await http.get("/v1/documents", params={"kind": "good_faith_estimate", "source_id": source.id},
+                            headers=staff())  # fmt: skip
+    assert [d["id"] for d in listed.json()["items"]] == [doc["id"]]
+    text = pdf_text((await http.get(f"/v1/documents/{doc['id']}/pdf", headers=staff())).content)
+    for expected in ("Good Faith Estimate 12", "Dana Morgan", "Total estimated cost $3,420.00", "dispute the bill"):
         assert expected in text, expected
 
 
