@@ -220,29 +220,7 @@ def credit_adjustment_entry(entry_id: str, kind: str, amount_cents: int) -> Jour
 # ---- aging ------------------------------------------------------------------------------
 
 BUCKETS = ("current", "d1_30", "d31_60", "d61_90", "d90_plus")
-
-
-def aging_bucket(days_past_due: int) -> str:
-    """By due date: not yet due is current."""
-    if days_past_due <= 0:
-        return "current"
-    if days_past_due <= 30:
-        return "d1_30"
-    if days_past_due <= 60:
-        return "d31_60"
-    if days_past_due <= 90:
-        return "d61_90"
-    return "d90_plus"
-
-
-def owed_by_payer(
-    total_cents: int, insurance_share_cents: int, paid_client: int, paid_insurance: int
-) -> tuple[int, int]:
-    """(client owes, insurance owes) as billing derives them: each party's payments go first to
-    its own share; an overpayment of one share covers the other's."""
-    balance = total_cents - paid_client - paid_insurance
-    insurance = max(0, min(balance, insurance_share_cents - paid_insurance))
-    return balance - insurance, insurance
+"""Aging by days past the due date: not yet due, 1–30, 31–60, 61–90, over 90 (in SQL: queries.aging)."""
 
 
 # ---- spreading a bill over its lines -----------------------------------------------------

@@ -69,7 +69,7 @@ WITH paid AS (
     sum(CASE WHEN payer <> 'insurance' THEN 0 WHEN kind IN ('payment', 'adjustment') THEN amount_cents
         ELSE -amount_cents END) AS pi
   FROM bill_payments
-  WHERE practice_id = :p AND (occurred_at AT TIME ZONE :tz)::date <= :as_of
+  WHERE practice_id = :p AND occurred_at < :cutoff
   GROUP BY bill_id
 ), owed AS (
   SELECT b.client_id, b.due_date,
@@ -77,17 +77,24 @@ WITH paid AS (
     b.insurance_share_cents - coalesce(paid.pi, 0) AS insurance_left
   FROM bills b LEFT JOIN paid ON paid.bill_id = b.bill_id
   WHERE b.practice_id = :p AND b.issued_on <= :as_of
-    AND (b.cancelled_at IS NULL OR (b.cancelled_at AT TIME ZONE :tz)::date > :as_of)
+    AND (b.cancelled_at IS NULL OR b.cancelled_at >= :cutoff)
 ), split AS (
   SELECT client_id, CAST(:as_of AS date) - due_date AS late, balance,
     greatest(0, least(balance, insurance_left)) AS insurance
   FROM owed WHERE balance > 0
 )
 SELECT client_id,
-  CASE WHEN late <= 0 THEN 'current' WHEN late <= 30 THEN 'd1_30' WHEN late <= 60 THEN 'd31_60'
-       WHEN late <= 90 THEN 'd61_90' ELSE 'd90_plus' END AS bucket,
-  sum(balance - insurance) AS client_cents, sum(insurance) AS insurance_cents
-FROM split GROUP BY 1, 2
+  coalesce(sum(balance - insurance) FILTER (WHERE late <= 0), 0) AS c_current,
+  coalesce(sum(balance - insurance) FILTER (WHERE late BETWEEN 1 AND 30), 0) AS c_d1_30,
+  coalesce(sum(balance - insurance) FILTER (WHERE late BETWEEN 31 AND 60), 0) AS c_d31_60,
+  coalesce(sum(balance - insurance) FILTER (WHERE late BETWEEN 61 AND 90), 0) AS c_d61_90,
+  coalesce(sum(balance - insurance) FILTER (WHERE late > 90), 0) AS c_d90_plus,
+  coalesce(sum(insurance) FILTER (WHERE late <= 0), 0) AS i_current,
+  coalesce(sum(insurance) FILTER (WHERE late BETWEEN 1 AND 30), 0) AS i_d1_30,
+  coalesce(sum(insurance) FILTER (WHERE late BETWEEN 31 AND 60), 0) AS i_d31_60,
+  coalesce(sum(insurance) FILTER (WHERE late BETWEEN 61 AND 90), 0) AS i_d61_90,
+  coalesce(sum(insurance) FILTER (WHERE late > 90), 0) AS i_d90_plus
+FROM split GROUP BY client_id
 """)
 
 
@@ -95,30 +102,30 @@ async def aging(session: AsyncSession, practice_id: str, as_of: dt.date | None) 
     """Open balances at the end of `as_of`, by days past the due date; per client and by payer."""
     pr = await practice(session, practice_id)
     as_of = as_of or pr.today()
-    rows = (await session.execute(_AGING, {"p": practice_id, "tz": pr.timezone, "as_of": as_of})).all()
+    # The end of `as_of` in the practice's timezone, compared as a timestamp (indexable, no per-row conversion).
+    cutoff = pr.bounds(as_of, as_of)[1]
+    rows = (await session.execute(_AGING, {"p": practice_id, "cutoff": cutoff, "as_of": as_of})).all()
     names = await _names(session, practice_id, "client")
     total, by_payer = _buckets(), {"client": _buckets(), "insurance": _buckets()}
-    clients: dict[str, dict[str, int]] = defaultdict(_buckets)
+    clients: list[dict[str, Any]] = []
     for r in rows:
-        cents = int(r.client_cents) + int(r.insurance_cents)
-        total[r.bucket] += cents
-        by_payer["client"][r.bucket] += int(r.client_cents)
-        by_payer["insurance"][r.bucket] += int(r.insurance_cents)
-        clients[r.client_id][r.bucket] += cents
+        mine = _buckets()
+        for b in domain.BUCKETS:
+            c, i = int(getattr(r, f"c_{b}")), int(getattr(r, f"i_{b}"))
+            mine[b] = c + i
+            total[b] += c + i
+            by_payer["client"][b] += c
+            by_payer["insurance"][b] += i
+        clients.append({"client_id": r.client_id, "client_name": names.get(r.client_id), "buckets": mine,
+                        "total_cents": sum(mine.values())})  # fmt: skip
+    clients.sort(key=lambda c: (-c["total_cents"], c["client_id"]))
     return {
         "as_of": as_of.isoformat(),
         "currency": pr.currency,
         "buckets": total,
-        "clients": [
-            {"client_id": cid, "client_name": names.get(cid), "buckets": b, "total_cents": sum(b.values())}
-            for cid, b in sorted(clients.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
-        ],
+        "clients": clients,
         "by_payer": by_payer,
     }
-
-
-def _row(key: str | None) -> dict[str, Any]:
-    return {"key": key, "payments_cents": 0, "refunds_cents": 0, "net_cents": 0, "count": 0}
 
 
 async def payments(
@@ -128,59 +135,37 @@ async def payments(
     money coming in (the prepayment was counted when it came), so it is left out."""
     pr = await practice(session, practice_id)
     lo, hi = pr.bounds(start, end)
-    facts = (
-        await session.execute(
-            text(
-                "SELECT fact_id, kind, payment_id, method, bill_id, amount_cents, "
-                "(at AT TIME ZONE :tz)::date AS day FROM money_facts "
-                "WHERE practice_id = :p AND at >= :lo AND at < :hi AND method <> 'credit' ORDER BY id"
-            ),
-            {"p": practice_id, "tz": pr.timezone, "lo": lo, "hi": hi},
-        )
-    ).all()
-    parts: list[tuple[str | None, str, str, int]] = []  # (key, kind, payment_id, cents)
-    labels: dict[str | None, str | None] = {}
+    params = {"p": practice_id, "tz": pr.timezone, "lo": lo, "hi": hi}
+    money_in = "FROM money_facts WHERE practice_id = :p AND at >= :lo AND at < :hi AND method <> 'credit'"
+    sums = (
+        "coalesce(sum(amount_cents) FILTER (WHERE kind = 'payment'), 0) AS payments, "
+        "coalesce(sum(amount_cents) FILTER (WHERE kind = 'refund'), 0) AS refunds, "
+        "count(DISTINCT payment_id) FILTER (WHERE kind = 'payment') AS count"
+    )
+    t = (await session.execute(text(f"SELECT {sums} {money_in}"), params)).one()
+    totals = _figures(int(t.payments), int(t.refunds), int(t.count))
     if group_by == "clinician":
-        spread = await _by_clinician(session, practice_id, facts)
-        names = await _names(session, practice_id, "clinician")
-        for key, kind, pid, cents in spread:
-            parts.append((key, kind, pid, cents))
-            labels[key] = names.get(key) if key else None
+        rows = await _by_clinician(session, practice_id, money_in, params)
     else:
-        for f in facts:
-            key = f.method if group_by == "method" else f.day.isoformat()
-            parts.append((key, f.kind, f.payment_id, int(f.amount_cents)))
-    rows: dict[str | None, dict[str, Any]] = {}
-    counted: dict[str | None, set[str]] = defaultdict(set)
-    totals, all_payments = _row(None), set()
-    for key, kind, pid, cents in parts:
-        row = rows.setdefault(key, _row(key) | ({"label": labels.get(key)} if group_by == "clinician" else {}))
-        for target in (row, totals):
-            target["payments_cents" if kind == "payment" else "refunds_cents"] += cents
-            target["net_cents"] += cents if kind == "payment" else -cents
-        if kind == "payment":
-            counted[key].add(pid)
-            all_payments.add(pid)
-    for key, row in rows.items():
-        row["count"] = len(counted[key])
-    totals["count"] = len(all_payments)
-    del totals["key"]
-    ordered = sorted(rows.values(), key=lambda r: (r["key"] is None, r["key"] or ""))
-    return {
-        "from": _iso(start),
-        "to": _iso(end),
-        "group_by": group_by,
-        "currency": pr.currency,
-        "rows": ordered,
-        "totals": totals,
-    }
+        key = "method" if group_by == "method" else "to_char((at AT TIME ZONE :tz)::date, 'YYYY-MM-DD')"
+        grouped = await session.execute(text(f"SELECT {key} AS key, {sums} {money_in} GROUP BY 1 ORDER BY 1"), params)
+        rows = [{"key": r.key} | _figures(int(r.payments), int(r.refunds), int(r.count)) for r in grouped]
+    return {"from": _iso(start), "to": _iso(end), "group_by": group_by, "currency": pr.currency, "rows": rows,
+            "totals": totals}  # fmt: skip
+
+
+def _figures(payments: int, refunds: int, count: int) -> dict[str, int]:
+    return {"payments_cents": payments, "refunds_cents": refunds, "net_cents": payments - refunds, "count": count}
 
 
 async def _by_clinician(
-    session: AsyncSession, practice_id: str, facts: list[Any]
-) -> list[tuple[str | None, str, str, int]]:
+    session: AsyncSession, practice_id: str, money_in: str, params: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Each part of a payment that reached a bill spread over the bill's lines by amount, to
     the clinician of each line's session; what went to credit has no clinician (key null)."""
+    facts = (
+        await session.execute(text(f"SELECT kind, payment_id, bill_id, amount_cents {money_in} ORDER BY id"), params)
+    ).all()
     bill_ids = sorted({f.bill_id for f in facts if f.bill_id})
     lines: dict[str, list[tuple[str | None, int]]] = defaultdict(list)
     if bill_ids:
@@ -194,18 +179,22 @@ async def _by_clinician(
         )
         for r in rows:
             lines[r.bill_id].append((r.clinician_id, int(r.billed_cents)))
-    out: list[tuple[str | None, str, str, int]] = []
+    cents: dict[str | None, list[int]] = defaultdict(lambda: [0, 0])
+    counted: dict[str | None, set[str]] = defaultdict(set)
     for f in facts:
-        bill_lines = lines.get(f.bill_id or "", [])
-        if not bill_lines:
-            out.append((None, f.kind, f.payment_id, int(f.amount_cents)))
-            continue
-        for (clinician, _), cents in zip(
+        bill_lines = lines.get(f.bill_id or "") or [(None, 1)]
+        for (clinician, _), part in zip(
             bill_lines, domain.split(int(f.amount_cents), [w for _, w in bill_lines]), strict=True
         ):
-            if cents:
-                out.append((clinician, f.kind, f.payment_id, cents))
-    return out
+            if part:
+                cents[clinician][0 if f.kind == "payment" else 1] += part
+                if f.kind == "payment":
+                    counted[clinician].add(f.payment_id)
+    names = await _names(session, practice_id, "clinician")
+    return [
+        {"key": k, "label": names.get(k) if k else None} | _figures(p, r, len(counted[k]))
+        for k, (p, r) in sorted(cents.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
+    ]
 
 
 _REVENUE_KEYS = {

@@ -238,14 +238,6 @@ def test_line_figures_keep_billed_equal_to_collected_adjusted_outstanding() -> N
     ]
 
 
-@pytest.mark.parametrize(
-    ("days", "bucket"),
-    [(-3, "current"), (0, "current"), (1, "d1_30"), (30, "d1_30"), (31, "d31_60"), (61, "d61_90"), (91, "d90_plus")],
-)
-def test_aging_buckets_by_days_past_due(days: int, bucket: str) -> None:
-    assert domain.aging_bucket(days) == bucket
-
-
 def test_amounts_in_the_practice_currency() -> None:
     assert domain.amount(123_450, "USD") == "1234.50"
     assert domain.amount(5, "EUR") == "0.05"
