@@ -121,9 +121,15 @@ async def bill_changed(session: AsyncSession, env: Envelope[BillEvent]) -> None:
     await session.execute(
         stmt.on_conflict_do_update(index_elements=[bills.c.practice_id, bills.c.bill_id], set_=values)
     )
-    await session.execute(
-        delete(bill_lines).where(bill_lines.c.practice_id == env.practice_id, bill_lines.c.bill_id == snap.id)
-    )
+    if row is not None:  # a new version replaces the lines and payments of the one before
+        await session.execute(
+            delete(bill_lines).where(bill_lines.c.practice_id == env.practice_id, bill_lines.c.bill_id == snap.id)
+        )
+        await session.execute(
+            delete(bill_payments).where(
+                bill_payments.c.practice_id == env.practice_id, bill_payments.c.bill_id == snap.id
+            )
+        )
     figures = domain.line_figures(
         [line.amount_cents for line in snap.lines], paid_cents=snap.paid_cents, balance_cents=snap.balance_cents
     )
@@ -146,9 +152,6 @@ async def bill_changed(session: AsyncSession, env: Envelope[BillEvent]) -> None:
                 for i, (line, f) in enumerate(zip(snap.lines, figures, strict=True))
             ],
         )
-    await session.execute(
-        delete(bill_payments).where(bill_payments.c.practice_id == env.practice_id, bill_payments.c.bill_id == snap.id)
-    )
     # What lowered or raised the balance and when: payments, refunds, adjustments and their reversals.
     moves = [(p.kind, p.payer, p.amount_cents, p.occurred_at) for p in snap.payments]
     for a in snap.adjustments:
@@ -171,12 +174,12 @@ async def bill_changed(session: AsyncSession, env: Envelope[BillEvent]) -> None:
                 for i, (kind, payer, cents, when) in enumerate(moves)
             ],
         )
-    # A bill carries the practice's settings as of its creation; PracticeAutomationChanged wins.
-    await session.execute(
-        pg_insert(practices)
-        .values(practice_id=env.practice_id, timezone=snap.practice.timezone, currency=snap.practice.currency)
-        .on_conflict_do_nothing()
-    )
+    if row is None:  # a bill carries the practice's settings as of its creation; PracticeAutomationChanged wins
+        await session.execute(
+            pg_insert(practices)
+            .values(practice_id=env.practice_id, timezone=snap.practice.timezone, currency=snap.practice.currency)
+            .on_conflict_do_nothing()
+        )
 
 
 async def practice_changed(session: AsyncSession, env: Envelope[PracticeAutomationChanged]) -> None:
