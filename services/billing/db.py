@@ -33,6 +33,21 @@ def _created() -> Column:
     return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
+def _issued() -> list[Column]:
+    """The columns every issued document (statement, superbill, estimate) has: the source documents
+    renders, its version, share state and the newest rendered document."""
+    return [
+        Column("source", JSONB, nullable=False),
+        Column("version", Integer, nullable=False, server_default="1"),
+        Column("shared", Boolean, nullable=False, server_default="false"),
+        Column("shared_at", DateTime(timezone=True)),
+        Column("share_scheduled_at", DateTime(timezone=True)),
+        Column("document_id", String),
+        Column("document_version", Integer),
+        _created(),
+    ]
+
+
 practice_settings = Table(
     "practice_settings",
     metadata,
@@ -205,14 +220,7 @@ statements = Table(
     Column("end_date", Date, nullable=False),
     Column("issued_on", Date, nullable=False),
     Column("comments", Text),
-    Column("source", JSONB, nullable=False),
-    Column("version", Integer, nullable=False, server_default="1"),
-    Column("shared", Boolean, nullable=False, server_default="false"),
-    Column("shared_at", DateTime(timezone=True)),
-    Column("share_scheduled_at", DateTime(timezone=True)),
-    Column("document_id", String),
-    Column("document_version", Integer),
-    _created(),
+    *_issued(),
     UniqueConstraint("practice_id", "number"),
     Index("ix_statements_client", "practice_id", "client_id", "created_at"),
 )
@@ -262,14 +270,7 @@ superbills = Table(
     Column("client_id", String, nullable=False),
     Column("issued_on", Date, nullable=False),
     Column("session_ids", JSONB, nullable=False),
-    Column("source", JSONB, nullable=False),
-    Column("version", Integer, nullable=False, server_default="1"),
-    Column("shared", Boolean, nullable=False, server_default="false"),
-    Column("shared_at", DateTime(timezone=True)),
-    Column("share_scheduled_at", DateTime(timezone=True)),
-    Column("document_id", String),
-    Column("document_version", Integer),
-    _created(),
+    *_issued(),
     UniqueConstraint("practice_id", "number"),
     Index("ix_superbills_client", "practice_id", "client_id", "created_at"),
 )
@@ -291,14 +292,7 @@ good_faith_estimates = Table(
     Column("renew_yearly", Boolean, nullable=False, server_default="false"),
     Column("renewed_by", Uuid),
     Column("exceeded_at", DateTime(timezone=True)),
-    Column("source", JSONB, nullable=False),
-    Column("version", Integer, nullable=False, server_default="1"),
-    Column("shared", Boolean, nullable=False, server_default="false"),
-    Column("shared_at", DateTime(timezone=True)),
-    Column("share_scheduled_at", DateTime(timezone=True)),
-    Column("document_id", String),
-    Column("document_version", Integer),
-    _created(),
+    *_issued(),
     UniqueConstraint("practice_id", "number"),
     Index("ix_good_faith_estimates_client", "practice_id", "client_id", "period_start"),
 )
