@@ -84,6 +84,14 @@ class Settings(BaseSettings):
     payments_reconcile_interval_s: float = 30.0
     pay_page_max_failures: int = 5
     pay_page_window_s: int = 900
+    # pay page: wrong codes per client IP; payment attempts (PaymentIntents) per bill and per
+    # IP in the window (card testing); an unconfirmed pay-page intent is cancelled after ttl;
+    # proxies (addresses / CIDRs) whose X-Forwarded-For is believed for the client IP
+    pay_page_max_failures_per_ip: int = 20
+    pay_page_max_payment_attempts: int = 5
+    pay_page_max_payment_attempts_per_ip: int = 10
+    pay_page_intent_ttl_s: int = 1800
+    trusted_proxies: str = ""
     third_party_payers: str = "headway,alma"
     payer_fee_schedule: dict[str, dict[str, int]] = {}
     stripe_publishable_key: str = "pk_test_local"

@@ -37,6 +37,7 @@ from shared.events import (
     ShareDelivery,
     new_envelope,
 )
+from shared.links import pay_link
 from shared.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -231,7 +232,7 @@ async def create_bill(
             "due_date": domain.due_date(issued_on, req.due_date, settings.default_due_days, settings.default_due_date),
             "comments": req.comments,
             "access_code": domain.access_code(secrets.randbelow(1_000_000)),
-            "pay_url": f"{public_base_url}/pay?bill={number}",
+            "pay_url": pay_link(public_base_url, practice_id, number),
             "bill_to": recipient.model_dump(mode="json"),
             "patient": domain.patient(client).model_dump(mode="json"),
             "practice": settings.info().model_dump(mode="json"),

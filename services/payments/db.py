@@ -38,6 +38,7 @@ bills = Table(
     Column("total_cents", BigInteger, nullable=False),
     Column("access_code", String, nullable=False),
     Column("currency", String, nullable=False, server_default="USD"),
+    Column("practice_name", String),
     Column("session_ids", JSON, nullable=False, server_default="[]"),
     Column("party", String),  # a split bill's payer ("client" or "guardian:<id>"): autopay uses that party's card
     Column("version", Integer, nullable=False),
@@ -187,15 +188,37 @@ stripe_events = Table(
 )
 """Webhook events already processed (each once)."""
 
-pay_page_failures = Table(
-    "pay_page_failures",
+pay_page_counters = Table(
+    "pay_page_counters",
     metadata,
-    Column("id", BigInteger, Identity(), primary_key=True),
-    Column("key", String, nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Index("ix_pay_page_failures_key", "key", "at"),
+    Column("key", String, primary_key=True),
+    Column("window_started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("count", Integer, nullable=False),
 )
-"""Wrong bill number / access code attempts, by requester and by bill number (rate limit)."""
+"""Pay page tries per key (practice + bill number, client IP, bill, ...) in the current window,
+incremented atomically before the try is judged."""
+
+pay_attempts = Table(
+    "pay_attempts",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("practice_id", String, nullable=False),
+    Column("bill_id", String, nullable=False),
+    Column("client_id", String, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("currency", String, nullable=False),
+    Column("status", String, nullable=False),
+    Column("stripe_payment_intent_id", String, unique=True),
+    Column("stripe_payment_method_id", String),
+    Column("failure_reason", Text),
+    Column("ip", String, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("settled_at", DateTime(timezone=True)),
+    Index("ix_pay_attempts_open", "status", "created_at"),
+)
+"""Card payments started on the public pay page: one Stripe PaymentIntent each (our id is its
+idempotency key and becomes the payment's id). A payment is recorded only once Stripe says the
+intent succeeded; a decline records nothing, so nothing is held and no one is emailed."""
 
 expected_receivables = Table(
     "expected_receivables",

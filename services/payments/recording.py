@@ -25,7 +25,6 @@ from shared.auth import Principal
 from shared.events import PaymentFailed, PaymentRecorded
 from shared.http import (
     ApiError,
-    idempotent_lookup,
     idempotent_replay,
     idempotent_store,
     not_found,
@@ -103,16 +102,6 @@ async def record_payment(
     return await charge_online(ctx, row, key=key)
 
 
-async def replayed_payment(ctx: Payments, principal: Principal, key: str | None, fingerprint: str) -> Answer | None:
-    """The answer a retry of an earlier request gets, without recording anything (the pay page
-    asks before it checks what is left to pay: the first payment may have paid it all)."""
-    async with ctx.svc.db.transaction() as session:
-        replay = await idempotent_lookup(
-            session, ctx.svc.idempotency_table, principal.practice_id, principal.scoped_key(key), fingerprint
-        )
-        return await _current(ctx, session, replay) if replay else None
-
-
 async def _current(ctx: Payments, session: AsyncSession, replay: Answer) -> Answer:
     """A stored `pending` answer is replayed as the payment is now: the reconciler or a webhook
     may have settled it since, and they do not know the caller's key."""
@@ -126,6 +115,13 @@ async def _answer(ctx: Payments, session: AsyncSession, row: Row[Any]) -> Answer
     if row.status == "failed":
         return 402, {"error": {"code": "card_declined", "message": f"{row.failure_reason} (payment {row.id})"}}
     return 201, await payment_view(ctx, session, row)
+
+
+async def record_pending_in_tx(
+    ctx: Payments, session: AsyncSession, principal: Principal, req: PaymentIn, payment_id: str, card: CardRef
+) -> Row[Any]:
+    """Record an online card payment as pending inside the caller's transaction."""
+    return await _record(ctx, session, principal, req, requested_applications(req), payment_id, card)
 
 
 async def _card_for(session: AsyncSession, practice_id: str, req: PaymentIn) -> CardRef | None:
@@ -332,17 +328,7 @@ async def settle_intent_in(
             reason = declined.reason if declined else (result.failure_reason if result else None)
             await _fail(ctx, session, row, reason or "the card was declined", result)
         elif result is not None and result.status == "succeeded":
-            await session.execute(
-                update(payments)
-                .where(payments.c.id == payment_id)
-                .values(
-                    status="succeeded",
-                    stripe_payment_intent_id=result.intent_id,
-                    stripe_charge_id=result.charge_id,
-                    paid_at=dt.datetime.now(dt.UTC),
-                )
-            )
-            await settle_succeeded(ctx, session, await payment_row(session, payment_id))
+            await mark_succeeded(ctx, session, payment_id, result)
         elif result is not None:
             await session.execute(
                 update(payments).where(payments.c.id == payment_id).values(stripe_payment_intent_id=result.intent_id)
@@ -351,6 +337,21 @@ async def settle_intent_in(
     if key:
         await idempotent_store(session, ctx.svc.idempotency_table, row.practice_id, key, *answer)
     return answer
+
+
+async def mark_succeeded(ctx: Payments, session: AsyncSession, payment_id: str, result: IntentResult) -> None:
+    """A pending payment whose intent succeeded: the money is in (caller holds the row lock)."""
+    await session.execute(
+        update(payments)
+        .where(payments.c.id == payment_id)
+        .values(
+            status="succeeded",
+            stripe_payment_intent_id=result.intent_id,
+            stripe_charge_id=result.charge_id,
+            paid_at=dt.datetime.now(dt.UTC),
+        )
+    )
+    await settle_succeeded(ctx, session, await payment_row(session, payment_id))
 
 
 def _same_money(row: Row[Any], result: IntentResult) -> bool:

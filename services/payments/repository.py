@@ -37,6 +37,7 @@ async def upsert_bill(session: AsyncSession, practice_id: str, bill: BillSnapsho
         "total_cents": bill.total_cents,
         "access_code": bill.access_code,
         "currency": bill.practice.currency,
+        "practice_name": bill.practice.name,
         "session_ids": sorted({line.session_id for line in bill.lines}),
         "party": bill.party,
         "version": bill.version,

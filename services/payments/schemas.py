@@ -94,12 +94,29 @@ class AutopayIn(Body):
     card_id: str | None = None
 
 
-class PublicPayIn(Body):
-    bill_number: int = Field(gt=0)
+class PayLookupIn(Body):
+    """What the person at the pay page knows: the practice (from the link), the bill number
+    and the access code printed on the bill."""
+
+    practice_id: str | None = Field(default=None, min_length=1, max_length=200)
+    bill_number: int = Field(gt=0, lt=2**31)
     access_code: str = Field(min_length=1, max_length=32)
-    amount_cents: Cents | None = None
+
+
+class PayIntentIn(PayLookupIn):
+    amount_cents: Cents
+
+
+class PublicPayIn(PayLookupIn):
+    amount_cents: Cents | None = Field(default=None, description="leave out to pay the balance; null is refused")
     stripe_payment_method_id: str = Field(min_length=1)
-    practice_id: str | None = None
+
+    @model_validator(mode="after")
+    def _no_null_amount(self) -> "PublicPayIn":
+        # A page that failed to parse "$50" must not end up paying the whole balance.
+        if "amount_cents" in self.model_fields_set and self.amount_cents is None:
+            raise ValueError("amount_cents must be a whole number of cents; leave it out to pay the balance")
+        return self
 
 
 class RemittanceLineIn(Body):

@@ -40,6 +40,7 @@ class IntentResult:
     failure_reason: str | None
     amount: int | None = None
     currency: str | None = None
+    payment_method_id: str | None = None
 
 
 def _field(obj: Any, key: str) -> Any:
@@ -52,6 +53,7 @@ def intent_result(intent: Any) -> IntentResult:
     charge_id = charge if isinstance(charge, str) or charge is None else charge["id"]
     error = _field(intent, "last_payment_error")
     amount = _field(intent, "amount")
+    method = _field(intent, "payment_method")
     return IntentResult(
         intent["id"],
         intent["status"],
@@ -59,6 +61,7 @@ def intent_result(intent: Any) -> IntentResult:
         _field(error, "message"),
         int(amount) if amount is not None else None,
         _field(intent, "currency"),
+        method if isinstance(method, str) or method is None else method["id"],
     )
 
 
@@ -119,6 +122,38 @@ class StripeGateway:
             self.client.v1.payment_intents.create_async(params, {"idempotency_key": f"payment-{payment_id}"})  # type: ignore[arg-type]
         )
         return intent_result(intent)
+
+    async def pay_page_intent(
+        self,
+        *,
+        payment_id: str,
+        amount_cents: int,
+        currency: str,
+        metadata: dict[str, str],
+        payment_method_id: str | None = None,
+    ) -> tuple[IntentResult, str]:
+        """A PaymentIntent for the public pay page and its client secret. Without a payment
+        method the browser confirms it (Stripe.js confirmCardPayment, 3-D Secure included);
+        with one it is confirmed here, on the session of the person at the page."""
+        params: dict[str, Any] = {
+            "amount": amount_cents,
+            "currency": currency.lower(),
+            "payment_method_types": ["card"],
+            "metadata": {"payment_id": payment_id, **metadata},
+        }
+        if payment_method_id:
+            params |= {"payment_method": payment_method_id, "confirm": True}
+        intent = await self._call(
+            self.client.v1.payment_intents.create_async(params, {"idempotency_key": f"payment-{payment_id}"})  # type: ignore[arg-type]
+        )
+        return intent_result(intent), str(intent["client_secret"])
+
+    async def intent_with_secret(self, intent_id: str) -> tuple[IntentResult, str]:
+        intent = await self._call(self.client.v1.payment_intents.retrieve_async(intent_id))
+        return intent_result(intent), str(intent["client_secret"])
+
+    async def cancel_intent(self, intent_id: str) -> IntentResult:
+        return intent_result(await self._call(self.client.v1.payment_intents.cancel_async(intent_id)))
 
     async def retrieve_intent(self, intent_id: str) -> IntentResult:
         return intent_result(await self._call(self.client.v1.payment_intents.retrieve_async(intent_id)))

@@ -16,6 +16,7 @@ from sqlalchemy import Row, and_, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.payments import pay_attempts
 from services.payments import repository as repo
 from services.payments.api import ctx_of
 from services.payments.db import payments, refunds, stripe_events
@@ -59,6 +60,8 @@ async def handle_event(ctx: Payments, session: AsyncSession, event_type: str, ob
         payment_id = await _payment_for_intent(session, obj)
         if payment_id:
             await settle_intent_in(ctx, session, payment_id, intent_result(obj))
+        elif attempt_id := await pay_attempts.attempt_of_intent(session, obj):  # the pay page's, not recorded yet
+            await pay_attempts.settle_in(ctx, session, attempt_id, intent_result(obj), None)
     elif event_type in ("charge.refunded", "charge.dispute.created"):
         record = _refunded_in_stripe if event_type == "charge.refunded" else _disputed
         try:

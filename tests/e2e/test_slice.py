@@ -83,7 +83,7 @@ async def test_session_to_paid_bill_through_all_four_services(stack, publish, ht
     text = "".join(
         part.get_payload(decode=True).decode() for part in message.walk() if part.get_content_type() == "text/plain"
     )
-    assert f"pay?bill={bill['number']}" in text
+    assert f"/pay?practice={ev['client']['practice_id']}&bill={bill['number']}" in text
 
     portal = await read_topic(
         stack.settings,

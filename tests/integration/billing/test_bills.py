@@ -79,7 +79,7 @@ async def test_bill_from_unbilled_sessions_snapshot_and_event(practice) -> None:
     assert bill["bill_to"]["name"] == "Grace Park" and bill["bill_to"]["email"] == "grace.park@example.com"
     assert bill["patient"]["name"] == "Noah Park"
     assert bill["practice"]["name"] == "Rivers Edge Counseling"
-    assert bill["pay_url"].endswith("/pay?bill=1")
+    assert bill["pay_url"].endswith(f"/pay?practice={practice.id}&bill=1")
     issued = dt.date.fromisoformat(bill["issued_on"])
     assert dt.date.fromisoformat(bill["due_date"]) == issued + dt.timedelta(days=45)
     assert bill["shared"] is False and bill["document_id"] is None and bill["payments"] == []
