@@ -204,7 +204,13 @@ async def reconcile(ctx: Payments, *, older_than: dt.timedelta) -> int:
             )
         ).all()
     ttl = dt.timedelta(seconds=ctx.settings.pay_page_intent_ttl_s)
+    # An attempt without an intent id may still be in its request's Stripe call: left alone
+    # until that call has surely ended (a second create would be a second charge on a Stripe
+    # that ignores idempotency keys, as localstripe does).
+    in_flight = now - max(ttl, dt.timedelta(seconds=2 * ctx.settings.stripe_timeout_seconds))
     for a in rows:
+        if a.stripe_payment_intent_id is None and a.created_at > in_flight:
+            continue
         try:
             if a.stripe_payment_intent_id is None and a.stripe_payment_method_id is None:
                 await fail(ctx, a.id, "the payment was not started")  # no intent was ever confirmable
