@@ -1,7 +1,7 @@
 """pay page: PaymentIntent attempts, atomic try counters, practice name on bills
 
 Revision ID: 5d1e2c7a9b40
-Revises: b2a0c7e5d3f2
+Revises: e5f7a9b1c3d5
 Create Date: 2026-11-30 03:10:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5d1e2c7a9b40"
-down_revision: str | None = "b2a0c7e5d3f2"
+down_revision: str | None = "e5f7a9b1c3d5"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
