@@ -9,6 +9,7 @@ from email.message import EmailMessage
 import aiosmtplib
 
 from services.notifications.domain import FailureKind, classify_smtp_code
+from shared.logs import without_addresses
 from shared.settings import Settings
 
 
@@ -53,7 +54,14 @@ def build_message(out: Outgoing, sender: str) -> EmailMessage:
 
 
 def classify(exc: Exception) -> SendError:
-    """5xx replies are permanent; 4xx replies, refused connections and timeouts are retried."""
+    """5xx replies are permanent; 4xx replies, refused connections and timeouts are retried.
+    The reason never quotes an address (servers often echo the recipient): it is logged, stored
+    and published."""
+    error = _classify(exc)
+    return SendError(error.kind, without_addresses(error.reason))
+
+
+def _classify(exc: Exception) -> SendError:
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         codes = [r.code for r in exc.recipients]
         kind: FailureKind = "permanent" if codes and all(c >= 500 for c in codes) else "transient"

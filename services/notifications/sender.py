@@ -29,6 +29,7 @@ from shared import topics
 from shared.auth import issue_token
 from shared.consumer import is_transient
 from shared.events import ClientNotification, EmailFailed, EmailSent, Recipient, new_envelope
+from shared.logs import describe_error
 from shared.polling import drain_then_wait
 from shared.runtime import Service
 
@@ -57,7 +58,7 @@ class DeliverySender:
         results = await asyncio.gather(*(self._deliver(c) for c in claimed), return_exceptions=True)
         for delivery, result in zip(claimed, results, strict=True):
             if isinstance(result, Exception):
-                log.error("delivery %s left for the lease to retry: %r", delivery.id, result)
+                log.error("delivery %s left for the lease to retry: %s", delivery.id, describe_error(result))
         return len(claimed)
 
     async def _deliver(self, claimed: repo.Claimed) -> None:
@@ -72,14 +73,14 @@ class DeliverySender:
             return
         except Exception as exc:  # a message that cannot be built: retried, then failed, never stuck
             log.exception("email %s could not be sent", claimed.id)
-            await self._record_failure(claimed, "transient", f"{type(exc).__name__}: {exc}")
+            await self._record_failure(claimed, "transient", describe_error(exc))
             return
         await self._record(claimed, "sent")
 
     async def _send(self, claimed: repo.Claimed) -> None:
         to = claimed.to_address
         if not is_deliverable_address(to):
-            raise SendError("permanent", f"invalid email address {to!r}")
+            raise SendError("permanent", "invalid email address")
         assert to is not None
         pdf = None
         if claimed.needs_pdf:
@@ -208,7 +209,7 @@ class DeliverySender:
             except Exception as exc:
                 if not is_transient(exc):
                     raise
-                log.warning("recording %s failed, retrying: %s", what, exc)
+                log.warning("recording %s failed, retrying: %s", what, describe_error(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5)
         log.error("could not record %s; the lease will hand it to a sender again", what)
