@@ -1,8 +1,9 @@
 """JWT auth as in CONTRACT.md: HS256 with AUTH_SECRET; claims practice_id, role, client_id, exp."""
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import jwt
 from fastapi import Depends, Request
@@ -93,3 +94,19 @@ def ensure_client_access(principal: Principal, client_id: str, what: str = "reco
     """Another client's record is 404, never 403: do not reveal it exists."""
     if not principal.can_see_client(client_id):
         raise ApiError(404, "not_found", f"{what} not found")
+
+
+def ensure_shared_with(principal: Principal, shared: bool, what: str) -> None:
+    """A client sees a bill, statement or superbill only once staff shared it: before, it is
+    404 to them like any record they may not see."""
+    if not principal.is_staff and not shared:
+        raise ApiError(404, "not_found", f"{what} not found")
+
+
+def client_facing(principal: Principal, view: dict[str, Any], staff_only: Iterable[str]) -> dict[str, Any]:
+    """Staff see the whole record; a client sees it without the `staff_only` fields (staff
+    notes, payment processor internals, cancel reasons)."""
+    if principal.is_staff:
+        return view
+    hidden = set(staff_only)
+    return {k: v for k, v in view.items() if k not in hidden}

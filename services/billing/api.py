@@ -16,7 +16,7 @@ from services.billing import bills, domain, estimates
 from services.billing import repository as repo
 from services.billing.practice import PracticeSettingsUpdate, SettingsView, SplitPartIn
 from shared import topics
-from shared.auth import CurrentPrincipal, Principal, StaffPrincipal, ensure_client_access
+from shared.auth import CurrentPrincipal, Principal, StaffPrincipal, ensure_client_access, ensure_shared_with
 from shared.events import SessionService, new_envelope
 from shared.http import ApiError, idempotent_answer, not_found, request_fingerprint
 from shared.runtime import ServiceDep
@@ -218,10 +218,11 @@ async def list_bills(
         client_id = principal.client_id
     async with svc.db.transaction() as db:
         rows, next_cursor = await repo.list_bills(
-            db, principal.practice_id, client_id=client_id, status=status, limit=limit, cursor=cursor
-        )
+            db, principal.practice_id, client_id=client_id, status=status, limit=limit, cursor=cursor,
+            shared_only=not principal.is_staff,
+        )  # fmt: skip
         snaps = await bills.snapshots(db, rows)
-    items = [bills.view(r, snap) for r, snap in zip(rows, snaps, strict=True)]
+    items = [bills.client_view(principal, r, snap) for r, snap in zip(rows, snaps, strict=True)]
     return {"items": jsonable_encoder(items), "next_cursor": next_cursor}
 
 
@@ -230,7 +231,8 @@ async def get_bill(bill_id: str, svc: ServiceDep, principal: CurrentPrincipal) -
     async with svc.db.transaction() as db:
         bill = await bill_or_404(db, principal.practice_id, bill_id)
         ensure_client_access(principal, bill.client_id, "bill")
-        return jsonable_encoder(bills.view(bill, await bills.snapshot(db, bill)))
+        ensure_shared_with(principal, bill.shared, "bill")
+        return jsonable_encoder(bills.client_view(principal, bill, await bills.snapshot(db, bill)))
 
 
 @router.post("/bills/{bill_id}/share")

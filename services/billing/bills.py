@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.billing import domain
 from services.billing import repository as repo
 from shared import topics
+from shared.auth import Principal, client_facing
 from shared.events import (
     AllocationRejected,
     BillAdjusted,
@@ -150,6 +151,15 @@ def view(bill: Row[Any], snap: BillSnapshot) -> dict[str, Any]:
         "cancelled_at": bill.cancelled_at,
         "cancel_reason": bill.cancel_reason,
     }
+
+
+STAFF_ONLY = ("cancel_reason", "share_scheduled_at")
+"""Bill fields a client does not see (staff's reasons and plans)."""
+
+
+def client_view(principal: Principal, bill: Row[Any], snap: BillSnapshot) -> dict[str, Any]:
+    """`view` as the caller may see it: whole for staff, client-facing fields for a client."""
+    return client_facing(principal, view(bill, snap), STAFF_ONLY)
 
 
 async def stage(outbox: Outbox, db: AsyncSession, practice_id: str, client_id: str, *events: Model) -> None:

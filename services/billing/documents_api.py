@@ -17,7 +17,7 @@ from services.billing.db import bills, good_faith_estimates, sessions
 from services.billing.db import statements as statements_table
 from services.billing.db import superbills as superbills_table
 from services.billing.issued import IssuedKind
-from shared.auth import CurrentPrincipal, Principal, StaffPrincipal, ensure_client_access
+from shared.auth import CurrentPrincipal, Principal, StaffPrincipal, ensure_client_access, ensure_shared_with
 from shared.http import ApiError, encode_cursor
 from shared.runtime import Service, ServiceDep
 
@@ -115,6 +115,7 @@ async def _get_issued(kind: IssuedKind, doc_id: str, svc: Service, principal: Pr
         except domain.RuleViolation as exc:
             raise ApiError(exc.status, exc.code, exc.message) from exc
     ensure_client_access(principal, row.client_id, kind.name)
+    ensure_shared_with(principal, row.shared, kind.name)
     return jsonable_encoder(kind.view(row))
 
 
@@ -142,24 +143,26 @@ async def client_documents(
     `paid_by_payer`, `payer` naming the platform), which are never billed to the client."""
     ensure_client_access(principal, client_id, "client")
     b, s, sb, se, g = bills, statements_table, superbills_table, sessions, good_faith_estimates
+    unshared_visible = principal.is_staff  # a client sees only what staff shared with them
     no_payer = cast(null(), String).label("payer")
     docs = union_all(
         select(literal("bill").label("kind"), cast(b.c.id, String).label("id"), b.c.number, b.c.status, b.c.issued_on,
                b.c.total_cents, b.c.document_id, b.c.shared, b.c.created_at, no_payer)
-        .where(b.c.practice_id == principal.practice_id, b.c.client_id == client_id),
+        .where(b.c.practice_id == principal.practice_id, b.c.client_id == client_id, b.c.shared | unshared_visible),
         select(literal("statement").label("kind"), cast(s.c.id, String).label("id"), s.c.number,
                literal("issued").label("status"), s.c.issued_on, cast(null(), BigInteger).label("total_cents"),
                s.c.document_id, s.c.shared, s.c.created_at, no_payer)
-        .where(s.c.practice_id == principal.practice_id, s.c.client_id == client_id),
+        .where(s.c.practice_id == principal.practice_id, s.c.client_id == client_id, s.c.shared | unshared_visible),
         select(literal("superbill").label("kind"), cast(sb.c.id, String).label("id"), sb.c.number,
                literal("issued").label("status"), sb.c.issued_on,
                sb.c.source["body"]["total_fee_cents"].as_integer().label("total_cents"),
                sb.c.document_id, sb.c.shared, sb.c.created_at, no_payer)
-        .where(sb.c.practice_id == principal.practice_id, sb.c.client_id == client_id),
+        .where(sb.c.practice_id == principal.practice_id, sb.c.client_id == client_id,
+               sb.c.shared | unshared_visible),
         select(literal("good_faith_estimate").label("kind"), cast(g.c.id, String).label("id"), g.c.number,
                literal("issued").label("status"), g.c.issued_on, g.c.total_cents, g.c.document_id, g.c.shared,
                g.c.created_at, no_payer)
-        .where(g.c.practice_id == principal.practice_id, g.c.client_id == client_id),
+        .where(g.c.practice_id == principal.practice_id, g.c.client_id == client_id, g.c.shared | unshared_visible),
         select(literal("third_party_session").label("kind"), se.c.id, cast(null(), BigInteger).label("number"),
                literal("paid_by_payer").label("status"), se.c.date_of_service.label("issued_on"),
                se.c.services_cents.label("total_cents"), cast(null(), String).label("document_id"),

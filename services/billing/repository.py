@@ -436,11 +436,20 @@ async def void_lines(db: AsyncSession, bill_id: uuid.UUID, session_id: str) -> N
 
 
 async def list_bills(
-    db: AsyncSession, practice_id: str, *, client_id: str | None, status: str | None, limit: int, cursor: str | None
+    db: AsyncSession,
+    practice_id: str,
+    *,
+    client_id: str | None,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+    shared_only: bool = False,
 ) -> tuple[Sequence[Row[Any]], str | None]:
     query = (
         select(bills).where(bills.c.practice_id == practice_id).order_by(bills.c.created_at.desc(), bills.c.id.desc())
     )
+    if shared_only:
+        query = query.where(bills.c.shared)
     if client_id:
         query = query.where(bills.c.client_id == client_id)
     if status:

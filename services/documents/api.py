@@ -43,10 +43,12 @@ class DocumentList(BaseModel):
     next_cursor: str | None
 
 
-def _out(row: Any, documents_url: str) -> DocumentOut:
+def _out(row: Any, documents_url: str, principal: Principal) -> DocumentOut:
+    """A client sees only documents of what was shared with them, and not why a render failed."""
     return DocumentOut(
         id=str(row.id), kind=row.kind, source_id=row.source_id, client_id=row.client_id, version=row.version,
-        status=row.status, pages=row.pages, sha256=row.sha256, failure_reason=row.failure_reason,
+        status=row.status, pages=row.pages, sha256=row.sha256,
+        failure_reason=row.failure_reason if principal.is_staff else None,
         url=pdf_url(documents_url, row.id) if row.status == "rendered" else None,
         created_at=row.created_at, rendered_at=row.finished_at if row.status == "rendered" else None,
     )  # fmt: skip
@@ -62,7 +64,7 @@ def _document_id(raw: str) -> uuid.UUID:
 async def _visible(svc: Any, principal: Principal, document_id: str, *, with_pdf: bool = False) -> Any:
     async with svc.db.transaction() as session:
         fetch = repository.get_pdf if with_pdf else repository.get_document
-        row = await fetch(session, principal.practice_id, _document_id(document_id))
+        row = await fetch(session, principal.practice_id, _document_id(document_id), shared_only=not principal.is_staff)
     if row is None:
         raise not_found("document")
     ensure_client_access(principal, row.client_id, "document")
@@ -99,18 +101,20 @@ async def list_documents(
             raise ApiError(422, "invalid_cursor", "cursor is not one this API returned") from exc
     async with svc.db.transaction() as session:
         rows = await repository.list_documents(
-            session, principal.practice_id, filters=filters, limit=limit + 1, after=after
-        )
+            session, principal.practice_id, filters=filters, limit=limit + 1, after=after,
+            shared_only=not principal.is_staff,
+        )  # fmt: skip
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
-    return DocumentList(items=[_out(r, svc.settings.documents_url) for r in rows], next_cursor=next_cursor)
+    items = [_out(r, svc.settings.documents_url, principal) for r in rows]
+    return DocumentList(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{document_id}", response_model=DocumentOut)
 async def get_document(document_id: str, svc: ServiceDep, principal: CurrentPrincipal) -> DocumentOut:
     """Kind, source, version, status (`pending`, `rendered`, `failed` with its reason), pages, sha256."""
-    return _out(await _visible(svc, principal, document_id), svc.settings.documents_url)
+    return _out(await _visible(svc, principal, document_id), svc.settings.documents_url, principal)
 
 
 @router.get(

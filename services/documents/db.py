@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -52,3 +53,13 @@ documents = Table(
     Index("ix_documents_practice_created", "practice_id", "created_at", "id"),
     Index("ix_documents_source", "practice_id", "source_id", "version"),
 )
+
+shared_sources = Table(
+    "shared_sources",
+    metadata,
+    Column("practice_id", String, primary_key=True),
+    Column("kind", String, primary_key=True),
+    Column("source_id", String, primary_key=True),
+    Column("shared_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+"""Bills, statements and superbills staff have shared: only their documents are a client's to see."""

@@ -34,13 +34,13 @@ class BillingEvents:
             "BillUpdated": self.on_bill,
             "BillPaid": self.on_bill,
             "BillCancelled": self.on_bill,
-            "BillShared": self.on_bill,
+            "BillShared": self.on_bill_shared,
             "StatementCreated": self.on_statement,
-            "StatementShared": self.on_statement,
+            "StatementShared": self.on_statement_shared,
             "SuperbillCreated": self.on_superbill,
-            "SuperbillShared": self.on_superbill,
+            "SuperbillShared": self.on_superbill_shared,
             "GoodFaithEstimateCreated": self.on_estimate,
-            "GoodFaithEstimateShared": self.on_estimate,
+            "GoodFaithEstimateShared": self.on_estimate_shared,
         }
 
     async def record_version(
@@ -81,3 +81,20 @@ class BillingEvents:
 
     async def on_estimate(self, session: AsyncSession, env: Envelope[GoodFaithEstimateCreated]) -> None:
         await self._on_source(session, env.practice_id, env.data.estimate)
+
+    async def on_bill_shared(self, session: AsyncSession, env: Envelope[BillEvent]) -> None:
+        """Renders like any bill event, and from now on the client may see the bill's documents."""
+        await self.on_bill(session, env)
+        await repository.mark_shared(session, env.practice_id, "bill", env.data.bill.id)
+
+    async def on_statement_shared(self, session: AsyncSession, env: Envelope[StatementCreated]) -> None:
+        await self.on_statement(session, env)
+        await repository.mark_shared(session, env.practice_id, "statement", env.data.statement.id)
+
+    async def on_superbill_shared(self, session: AsyncSession, env: Envelope[SuperbillCreated]) -> None:
+        await self.on_superbill(session, env)
+        await repository.mark_shared(session, env.practice_id, "superbill", env.data.superbill.id)
+
+    async def on_estimate_shared(self, session: AsyncSession, env: Envelope[GoodFaithEstimateCreated]) -> None:
+        await self.on_estimate(session, env)
+        await repository.mark_shared(session, env.practice_id, "good_faith_estimate", env.data.estimate.id)

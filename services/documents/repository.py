@@ -5,11 +5,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select, tuple_, update
+from sqlalchemy import Row, exists, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.documents.db import documents as t
+from services.documents.db import shared_sources
 
 METADATA_COLUMNS = (
     t.c.id,
@@ -128,26 +129,39 @@ async def release_job(session: AsyncSession, job_id: uuid.UUID) -> None:
     await session.execute(update(t).where(t.c.id == job_id, t.c.status == "pending").values(claimed_until=None))
 
 
-async def get_document(session: AsyncSession, practice_id: str, document_id: uuid.UUID) -> Row[Any] | None:
-    return (
-        await session.execute(select(*METADATA_COLUMNS).where(t.c.id == document_id, t.c.practice_id == practice_id))
-    ).one_or_none()
+async def mark_shared(session: AsyncSession, practice_id: str, kind: str, source_id: str) -> None:
+    stmt = insert(shared_sources).values(practice_id=practice_id, kind=kind, source_id=source_id)
+    await session.execute(stmt.on_conflict_do_nothing())
 
 
-async def get_pdf(session: AsyncSession, practice_id: str, document_id: uuid.UUID) -> Row[Any] | None:
-    return (
-        await session.execute(
-            select(*METADATA_COLUMNS, t.c.pdf).where(t.c.id == document_id, t.c.practice_id == practice_id)
-        )
-    ).one_or_none()
+def _shared() -> Any:
+    """The document's source has been shared with the client."""
+    s = shared_sources
+    return exists().where(s.c.practice_id == t.c.practice_id, s.c.kind == t.c.kind, s.c.source_id == t.c.source_id)
+
+
+async def get_document(
+    session: AsyncSession, practice_id: str, document_id: uuid.UUID, *, shared_only: bool = False
+) -> Row[Any] | None:
+    query = select(*METADATA_COLUMNS).where(t.c.id == document_id, t.c.practice_id == practice_id)
+    return (await session.execute(query.where(_shared()) if shared_only else query)).one_or_none()
+
+
+async def get_pdf(
+    session: AsyncSession, practice_id: str, document_id: uuid.UUID, *, shared_only: bool = False
+) -> Row[Any] | None:
+    query = select(*METADATA_COLUMNS, t.c.pdf).where(t.c.id == document_id, t.c.practice_id == practice_id)
+    return (await session.execute(query.where(_shared()) if shared_only else query)).one_or_none()
 
 
 async def list_documents(
     session: AsyncSession, practice_id: str, *, filters: dict[str, str], limit: int,
-    after: tuple[dt.datetime, uuid.UUID] | None,
+    after: tuple[dt.datetime, uuid.UUID] | None, shared_only: bool = False,
 ) -> list[Row[Any]]:  # fmt: skip
     """Newest first; `filters` on client_id, source_id, kind, status; keyset pagination."""
     query = select(*METADATA_COLUMNS).where(t.c.practice_id == practice_id)
+    if shared_only:
+        query = query.where(_shared())
     for name, value in filters.items():
         query = query.where(t.c[name] == value)
     if after is not None:

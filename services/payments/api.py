@@ -13,7 +13,7 @@ from services.payments.db import bill_applications, payments
 from services.payments.recording import record_payment
 from services.payments.refunds import refund_payment
 from services.payments.schemas import PaymentEdit, PaymentIn, RefundIn
-from services.payments.service import Payments, payment_row, payment_view
+from services.payments.service import Payments, client_payment_view, payment_row, payment_view
 from shared.auth import CurrentPrincipal, Principal, StaffPrincipal, ensure_client_access
 from shared.http import (
     ApiError,
@@ -66,7 +66,7 @@ async def get_payment(payment_id: str, principal: CurrentPrincipal, service: Ser
     ctx = ctx_of(service)
     row = await _visible_payment(ctx, principal, payment_id)
     async with ctx.svc.db.transaction() as session:
-        return await payment_view(ctx, session, row)
+        return client_payment_view(principal, await payment_view(ctx, session, row))
 
 
 @router.get("/payments", summary="Payments, newest first")
@@ -100,7 +100,7 @@ async def list_payments(
     q = q.order_by(payments.c.created_at.desc(), payments.c.id.desc()).limit(limit + 1)
     async with ctx.svc.db.transaction() as session:
         rows = (await session.execute(q)).all()
-        items = [await payment_view(ctx, session, r) for r in rows[:limit]]
+        items = [client_payment_view(principal, await payment_view(ctx, session, r)) for r in rows[:limit]]
     more = len(rows) > limit
     return {
         "items": items,

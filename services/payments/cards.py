@@ -18,13 +18,16 @@ from services.payments.schemas import AutopayIn, CardIn
 from services.payments.service import Payments
 from services.payments.stripe_gateway import StripeDeclined, StripeUnavailable
 from shared import audit
-from shared.auth import CurrentPrincipal, Principal, StaffPrincipal, ensure_client_access
+from shared.auth import CurrentPrincipal, Principal, StaffPrincipal, client_facing, ensure_client_access
 from shared.events import CardAuthorized, CardRemoved
 from shared.http import ApiError, idempotent_answer, not_found, request_fingerprint
 from shared.runtime import ServiceDep
 
 router = APIRouter(prefix="/v1/clients/{client_id}", tags=["cards"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+CARD_STAFF_ONLY = ("stripe_payment_method_id",)
 
 
 def card_view(row: Row[Any]) -> dict[str, Any]:
@@ -156,7 +159,8 @@ async def list_cards(client_id: str, principal: CurrentPrincipal, service: Servi
     )
     async with ctx_of(service).svc.db.transaction() as session:
         rows = (await session.execute(q)).all()
-    return {"items": [card_view(r) for r in rows], "next_cursor": None}
+    items = [client_facing(principal, card_view(r), CARD_STAFF_ONLY) for r in rows]
+    return {"items": items, "next_cursor": None}
 
 
 @router.delete("/cards/{card_id}", status_code=204, summary="Remove a card (detached in Stripe; autopay on it stops)")

@@ -14,6 +14,7 @@ from services.payments.db import payments, refunds
 from services.payments.domain import Application, PaymentRuleError
 from services.payments.stripe_gateway import StripeGateway
 from shared import topics
+from shared.auth import Principal, client_facing
 from shared.events import Allocation, CreditChanged, PaymentInfo, new_envelope
 from shared.http import ApiError
 from shared.runtime import Service
@@ -141,6 +142,19 @@ async def payment_view(ctx: Payments, session: AsyncSession, row: Row[Any]) -> d
         "stripe_charge_id": row.stripe_charge_id,
         "stripe_dashboard_url": ctx.stripe.dashboard_url(row.stripe_payment_intent_id),
     }
+
+
+PAYMENT_STAFF_ONLY = ("notes", "payer_name", "stripe_payment_intent_id", "stripe_charge_id", "stripe_dashboard_url")
+REFUND_STAFF_ONLY = ("reason", "source", "stripe_refund_id")
+"""What a client does not see of a payment: staff notes, the payer's and Stripe's internals."""
+
+
+def client_payment_view(principal: Principal, view: dict[str, Any]) -> dict[str, Any]:
+    """`payment_view` as the caller may see it: whole for staff, client-facing for a client."""
+    shown = client_facing(principal, view, PAYMENT_STAFF_ONLY)
+    if not principal.is_staff:
+        shown["refunds"] = [client_facing(principal, r, REFUND_STAFF_ONLY) for r in view["refunds"]]
+    return shown
 
 
 def refund_view(row: Row[Any]) -> dict[str, Any]:

@@ -19,8 +19,11 @@ from shared import topics
 from shared.auth import issue_token
 from shared.events import (
     BillCreated,
+    BillShared,
     BillUpdated,
     GoodFaithEstimateCreated,
+    Party,
+    ShareDelivery,
     StatementCreated,
     SuperbillCreated,
     new_envelope,
@@ -125,14 +128,20 @@ async def test_a_newer_bill_version_renders_again_and_the_old_one_stays(document
     assert "482913" in pdf_text(old.content) and "PAID" not in pdf_text(old.content)
 
 
-async def test_clients_see_only_their_own_documents(documents, publish) -> None:
+async def test_clients_see_only_their_own_shared_documents(documents, publish) -> None:
     svc, http = documents
     bill = samples.bill(bill_id=f"bill-{uuid.uuid4()}", client_id=f"client-{uuid.uuid4()}")
     await publish(topics.BILLING, event(BillCreated(bill=bill)), key=bill.client_id, settings=svc.settings)
     [doc] = await eventually(lambda: versions(http, bill.id))
     url = f"/v1/documents/{doc['id']}"
+    for path in (url, f"{url}/pdf"):  # not shared yet: the client does not see it
+        assert (await http.get(path, headers=client_auth(bill.client_id))).status_code == 404
+    assert (await http.get("/v1/documents", headers=client_auth(bill.client_id))).json()["items"] == []
 
-    assert (await http.get(url, headers=client_auth(bill.client_id))).status_code == 200
+    shared = BillShared(bill=bill, share=ShareDelivery(recipient=Party(name="Ellis")))
+    await publish(topics.BILLING, event(shared), key=bill.client_id, settings=svc.settings)
+    assert await eventually(lambda: _ok(http.get(url, headers=client_auth(bill.client_id))))
+    assert (await http.get(url, headers=client_auth(bill.client_id))).json()["failure_reason"] is None
     assert (await http.get(f"{url}/pdf", headers=client_auth(bill.client_id))).status_code == 200
     mine = await http.get("/v1/documents", headers=client_auth(bill.client_id))
     assert [d["id"] for d in mine.json()["items"]] == [doc["id"]]
@@ -259,3 +268,7 @@ async def test_the_service_keeps_answering_while_it_renders(documents, publish) 
 async def _pending(http: httpx.AsyncClient) -> bool:
     r = await http.get("/v1/documents", params={"status": "pending"}, headers=staff())
     return bool(r.json()["items"])
+
+
+async def _ok(response: Any) -> bool:
+    return (await response).status_code == 200
