@@ -286,6 +286,7 @@ async def test_a_client_reads_only_their_own_bills(practice) -> None:
     await practice.client(cid)
     await practice.session(sid, cid)
     bill = await practice.billed(cid, [sid])
+    assert (await practice.post(f"/v1/bills/{bill['id']}/share", {})).status_code == 200
     r = await practice.get(f"/v1/bills/{bill['id']}", role="client", client_id=cid)
     assert r.status_code == 200
     r = await practice.get(f"/v1/bills/{bill['id']}", role="client", client_id="someone-else")
