@@ -15,7 +15,7 @@ from services.billing import repository as repo
 from services.billing.api import IdempotencyKey, Limit, ShareIn, now, run_share, run_write
 from services.billing.db import good_faith_estimates
 from services.billing.estimates import ESTIMATES, EstimateIn, create_estimate, view
-from shared.auth import CurrentPrincipal, StaffPrincipal, ensure_client_access
+from shared.auth import CurrentPrincipal, StaffPrincipal, ensure_client_access, ensure_shared_with
 from shared.http import ApiError
 from shared.runtime import ServiceDep
 
@@ -48,6 +48,7 @@ async def get_estimate(estimate_id: str, svc: ServiceDep, principal: CurrentPrin
     async with svc.db.transaction() as db:
         row = await _get(db, principal.practice_id, estimate_id)
         ensure_client_access(principal, row.client_id, "good_faith_estimate")
+        ensure_shared_with(principal, row.shared, "good_faith_estimate")
         return jsonable_encoder(await view(db, row))
 
 
@@ -65,6 +66,8 @@ async def list_estimates(
     query = select(t).where(t.c.practice_id == principal.practice_id).order_by(t.c.created_at.desc(), t.c.id.desc())
     if client_id:
         query = query.where(t.c.client_id == client_id)
+    if not principal.is_staff:  # a client sees an estimate once it was shared with them
+        query = query.where(t.c.shared)
     if cursor:
         key = repo.cursor_key(cursor, dt.datetime.fromisoformat, uuid.UUID)
         query = query.where(tuple_(t.c.created_at, t.c.id) < key)

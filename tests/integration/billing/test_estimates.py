@@ -89,6 +89,9 @@ async def test_share_documents_tab_lists_and_client_access(practice: Practice) -
     cid = await ready(practice)
     await practice.put("/v1/settings", PRACTICE_INFO)
     estimate = (await issue(practice, estimate_body(cid))).json()
+    unshared = await practice.get(f"/v1/good-faith-estimates/{estimate['id']}", role="client", client_id=cid)
+    assert unshared.status_code == 404, "a client sees an estimate only once it is shared"
+    assert (await practice.get("/v1/good-faith-estimates", role="client", client_id=cid)).json()["items"] == []
     r = await practice.post(f"/v1/good-faith-estimates/{estimate['id']}/share", {})
     assert r.status_code == 200 and r.json()["shared"] is True and r.json()["shared_at"]
     events = await practice.events(lambda es: any(e["event_type"] == "GoodFaithEstimateShared" for e in es))
