@@ -17,7 +17,7 @@ from shared import topics
 from shared.events import AuditRecorded, AuditResource, new_envelope
 
 _SCOPE: ContextVar[dict[str, Any] | None] = ContextVar("audit_scope", default=None)
-_PRINCIPAL, _ROLE, _DONE = "audit.principal", "audit.role", "audit.recorded"
+_PRINCIPAL, _ROLE, _KIND, _DONE = "audit.principal", "audit.role", "audit.kind", "audit.recorded"
 
 
 class AuditContext:
@@ -37,13 +37,14 @@ class AuditContext:
             _SCOPE.reset(token)
 
 
-def acting(principal: Any, role: str | None = None) -> Any:
+def acting(principal: Any, role: str | None = None, kind: str | None = None) -> Any:
     """Note who acts in this request (called with the decoded token; the pay page names its
-    own role); returns the principal."""
+    own role and what it makes); returns the principal."""
     scope = _SCOPE.get()
     if scope is not None:
         scope[_PRINCIPAL] = principal
         scope[_ROLE] = role or principal.role
+        scope[_KIND] = kind
     return principal
 
 
@@ -127,7 +128,7 @@ async def record_request(
         actor=actor_of(principal),
         role=scope.get(_ROLE, principal.role),
         action=action or getattr(scope.get("route"), "name", scope.get("method", "write")),
-        kind=kind or guessed_kind,
+        kind=kind or scope.get(_KIND) or guessed_kind,
         resource_id=resource_id,
         client_id=client_id or principal.client_id,
         ip=client[0] if client else None,

@@ -73,7 +73,7 @@ async def find_bill(ctx: Payments, req: PayLookupIn, ip: str) -> Row[Any]:
         bill = await judged_try(ctx.svc.db, keys, s.pay_page_window_s, judge)
     except Locked:
         raise WRONG from None
-    audit.acting(Principal(bill.practice_id, "client", bill.client_id, "pay_page"), "pay_page")
+    audit.acting(Principal(bill.practice_id, "client", bill.client_id, "pay_page"), "pay_page", "payment")
     return bill
 
 
