@@ -6,17 +6,15 @@ import json
 import pytest
 
 from shared import topics
-from tests.conftest import eventually, read_topic
-from tests.integration.payments.conftest import new_id, payment_method
-from tests.integration.payments.test_public_pay import projected, published_bill
+from tests.conftest import read_topic
+from tests.integration.payments.conftest import payment_method
+from tests.integration.payments.test_public_pay import published_bill
 
 pytestmark = pytest.mark.integration
 
 
 async def test_a_pay_page_payment_is_audited_as_the_pay_page(svc, http, publish) -> None:
-    number = int(new_id("n").split("-")[1], 16) % 10**8
-    practice, client, bill_id = await published_bill(svc, publish, number, "271828")
-    await eventually(lambda: projected(svc, bill_id))
+    practice, client, _, number = await published_bill(svc, publish, "271828")
     body = {"bill_number": number, "access_code": "271828", "amount_cents": 2000,
             "stripe_payment_method_id": await payment_method(svc.settings)}  # fmt: skip
     r = await http.post("/v1/public/pay", json=body)
@@ -28,6 +26,6 @@ async def test_a_pay_page_payment_is_audited_as_the_pay_page(svc, http, publish)
 
     [audit] = audits(await read_topic(svc.settings, topics.PAYMENTS, until=lambda rs: bool(audits(rs))))
     assert audit["data"] == {
-        "actor": "pay_page", "role": "pay_page", "service": "payments", "action": "public_pay",
+        "actor": "pay_page", "role": "pay_page", "service": "payments", "action": "pay_page_payment",
         "resource": {"kind": "payment", "id": r.json()["id"]}, "client_id": client, "ip": "127.0.0.1",
     }  # fmt: skip
