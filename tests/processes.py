@@ -22,6 +22,8 @@ from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = ROOT / ".stack" / "log"
+# Start-up includes migrations and joining consumer groups; on a loaded 2-core machine that can take a minute.
+READY_SECONDS = 120
 
 
 class SmtpInbox:
@@ -78,7 +80,7 @@ class Stack:
             proc.kill()
 
     async def ready(self, service: str) -> None:
-        if not await wait_ready(service, 60, self.settings):
+        if not await wait_ready(service, READY_SECONDS, self.settings):
             log = (LOGS / f"e2e-{service}.log").read_text()[-3000:]
             raise AssertionError(f"{service} not ready:\n{log}")
 

@@ -147,6 +147,22 @@ async def add_card(
     )
 
 
+@router.post("/card-setups", status_code=201, summary="Start adding a card: a SetupIntent for Stripe.js to confirm")
+async def card_setup(client_id: str, principal: CurrentPrincipal, service: ServiceDep) -> dict[str, str]:
+    """The browser confirms the returned `client_secret` with Stripe.js `confirmCardSetup` and
+    then stores the resulting payment method with `POST .../cards` and its authorization."""
+    ensure_client_access(principal, client_id, "client")
+    ctx = ctx_of(service)
+    try:
+        customer_id = await stripe_customer(ctx, principal.practice_id, client_id)
+        intent_id, secret = await ctx.stripe.setup_card(customer_id)
+    except StripeDeclined as exc:
+        raise ApiError(402, exc.code, exc.reason) from exc
+    except StripeUnavailable as exc:
+        raise ApiError(503, "stripe_unavailable", "Stripe did not answer; try again") from exc
+    return {"setup_intent_id": intent_id, "client_secret": secret}
+
+
 @router.get("/cards", summary="The client's cards on file, newest first")
 async def list_cards(client_id: str, principal: CurrentPrincipal, service: ServiceDep) -> dict[str, Any]:
     ensure_client_access(principal, client_id, "client")

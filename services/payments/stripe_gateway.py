@@ -177,8 +177,24 @@ class StripeGateway:
         return str(customer["id"])
 
     async def attach_card(self, payment_method_id: str, customer_id: str) -> CardDetails:
-        pm = await self._call(self.client.v1.payment_methods.attach_async(payment_method_id, {"customer": customer_id}))
+        """Attach to the customer; a card set up through a SetupIntent for that customer is
+        already attached by Stripe, and attaching it again is not needed."""
+        pm = await self._call(self.client.v1.payment_methods.retrieve_async(payment_method_id))
+        if _field(pm, "customer") != customer_id:
+            pm = await self._call(
+                self.client.v1.payment_methods.attach_async(payment_method_id, {"customer": customer_id})
+            )
         return card_details(pm)
+
+    async def setup_card(self, customer_id: str) -> tuple[str, str]:
+        """A SetupIntent the browser confirms with Stripe.js (`confirmCardSetup`, 3-D Secure
+        included): (its id, its client secret)."""
+        intent = await self._call(
+            self.client.v1.setup_intents.create_async(
+                {"customer": customer_id, "usage": "off_session", "payment_method_types": ["card"]}
+            )
+        )
+        return str(intent["id"]), str(intent["client_secret"])
 
     async def card(self, payment_method_id: str) -> CardDetails:
         return card_details(await self._call(self.client.v1.payment_methods.retrieve_async(payment_method_id)))

@@ -3,6 +3,7 @@ Owns no database and consumes no events: every page is read from the services' H
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -54,6 +55,7 @@ def build(settings: Settings, transport: httpx.AsyncBaseTransport | None = None)
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level)
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream call is noise
         try:
             yield
         finally:
@@ -81,12 +83,12 @@ def build(settings: Settings, transport: httpx.AsyncBaseTransport | None = None)
         results = await asyncio.gather(*(check(s) for s in SERVICES))
         return dict(zip(SERVICES, results, strict=True))
 
+    assets.mount(app)  # first: /static/... never reaches a page route
     app.include_router(ops_router(readiness))
     app.include_router(auth.router)
     app.include_router(auth.dev)
     for router in STAFF_ROUTERS:
         app.include_router(router)
-    assets.mount(app)
     return app
 
 

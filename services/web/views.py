@@ -16,7 +16,9 @@ templates.env.filters.update(
     cents_input=fmt.cents_input,
     date=fmt.date_text,
 )
-templates.env.globals.update(SHORT_NAMES={"card": "Card", "cash": "Cash", "check": "Check", "credit": "Credit"})
+templates.env.globals.update(
+    method_names={"card": "Card", "cash": "Cash", "check": "Check", "credit": "Credit", "other": "Other"}
+)
 
 
 def csrf_token(request: Request) -> str:

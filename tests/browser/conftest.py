@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 
 from shared import admin
 from shared.auth import issue_token
@@ -36,6 +36,15 @@ LAUNCH_ARGS = [
     "--disable-extensions",
 ]
 BLOCKING = {"serious", "critical"}
+PRACTICE_SETTINGS = {
+    "name": "Browser Practice",
+    "timezone": "America/Los_Angeles",
+    "currency": "USD",
+    "auto_share_bills": True,
+    "auto_share_delay_hours": 24,
+}
+# Two cores shared by the whole stack: give pages more than Playwright's default 5 s to settle.
+expect.set_options(timeout=15_000)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -74,7 +83,8 @@ def browser_smtp() -> Iterator[tuple[SmtpInbox, int]]:
 
 @pytest.fixture(scope="session")
 async def web(test_settings: Settings, browser_smtp: tuple[SmtpInbox, int]) -> AsyncIterator[WebStack]:
-    """The four services with a database and topics of their own, and `python -m services.web`."""
+    """The four services with a database and topics of their own, and `python -m services.web`;
+    the practice's settings saved (Pacific time, USD, bills auto-shared after a day)."""
     inbox, smtp_port = browser_smtp
     base = test_settings.model_copy(update={"pg_database": f"{test_settings.pg_database}_browser"})
     own = await isolated_topics(base)
@@ -86,6 +96,9 @@ async def web(test_settings: Settings, browser_smtp: tuple[SmtpInbox, int]) -> A
             stack.settings = stack.settings.model_copy(update={"web_port": port})
             stack.start("web")  # stopped with the others when the stack stops
             await stack.ready("web")
+            async with httpx.AsyncClient(headers={"Authorization": f"Bearer {issue_token(PRACTICE, 'staff')}"}) as http:
+                saved = await http.put(f"{stack.url('billing')}/v1/settings", json=PRACTICE_SETTINGS)
+                assert saved.status_code == 200, saved.text
             yield WebStack(stack, f"http://127.0.0.1:{port}")
     finally:
         await admin.drop_database(own, own.pg_database)
@@ -105,7 +118,8 @@ def browser_context_args(browser_context_args: dict[str, Any], web: WebStack) ->
 
 class A11y:
     """axe-core over every page the test loads: `await a11y.check(page)` after each navigation
-    or swap; at the end, every loaded page must have been checked."""
+    or swap; at the end, every loaded page must have been checked (and a failed test leaves
+    its screenshot: this fixture is torn down before the page is)."""
 
     def __init__(self) -> None:
         self.axe = Axe()
@@ -134,24 +148,17 @@ async def a11y(page: Page, request: pytest.FixtureRequest) -> AsyncIterator[A11y
     checker = A11y()
     checker.watch(page)
     yield checker
-    failed = any(
-        getattr(request.node, f"report_{w}", None) and getattr(request.node, f"report_{w}").failed
-        for w in ("setup", "call")
-    )
-    if not failed:
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        await screenshot(page, request.node.nodeid)
+    elif report is not None:
         assert not checker.unchecked(), f"pages loaded without an axe check: {checker.unchecked()}"
 
 
-@pytest.fixture(autouse=True)
-async def screenshot_on_failure(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+async def screenshot(page: Page, nodeid: str) -> None:
     """A failing test's last page as a PNG in .stack/screenshots/<test>.png."""
-    yield
-    report = getattr(request.node, "report_call", None)
-    if report is None or not report.failed or "page" not in request.fixturenames:
-        return
-    page: Page = request.getfixturevalue("page")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid.split("::", 1)[-1])
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("::", 1)[-1])
     try:
         await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
     except Exception as exc:  # a crashed page: say so instead of hiding the test's own failure
@@ -175,6 +182,13 @@ async def staff_page(page: Page, a11y: A11y) -> Page:
     await sign_in(page, a11y)
     await a11y.check(page)
     return page
+
+
+@pytest.fixture
+def scene(publish: Any, web: WebStack, api: httpx.AsyncClient) -> Any:
+    from tests.browser.scene import Scene
+
+    return Scene(publish, web, api)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ class Scene:
         await self.publish(topics.SCHEDULING, event, key=key, settings=self.web.settings)
 
     async def client(self, first: str, last: str, *, insurance: bool = False) -> str:
+        """A new client (with the example's insurance, or none) and the example clinician."""
         client_id = f"client-{uuid.uuid4().hex[:8]}"
         body = example_event("ClientUpserted-adult")["data"]["client"]
         body.update(id=client_id, first_name=first, last_name=last, email=f"{client_id}@example.com")
@@ -44,6 +45,40 @@ class Scene:
         await self.send("SessionCompleted-self-pay", client_id, session=session)
         return session_id
 
+    async def bill(self, client_id: str, session_id: str, **body: Any) -> dict[str, Any]:
+        """A bill made through the API (for tests whose subject is what comes after)."""
+        await self.unbilled(session_id)
+        r = await self.api.post(
+            f"{self.web.api('billing')}/v1/bills", json={"client_id": client_id, "session_ids": [session_id], **body}
+        )
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    async def cash(self, bill: dict[str, Any]) -> None:
+        """Pay a bill in cash through the API and wait until billing shows it paid."""
+        r = await self.api.post(
+            f"{self.web.api('payments')}/v1/payments",
+            json={"client_id": bill["client_id"], "bill_id": bill["id"], "method": "cash",
+                  "amount_cents": bill["balance_cents"]},
+        )  # fmt: skip
+        assert r.status_code == 201, r.text
+
+        async def paid() -> bool:
+            got = await self.api.get(f"{self.web.api('billing')}/v1/bills/{bill['id']}")
+            return bool(got.json()["status"] == "paid")
+
+        await eventually(paid, timeout=30)
+
+    async def expected_payout(self, session_id: str) -> None:
+        """Wait until payments expects the platform's payout for the session."""
+        url = f"{self.web.api('payments')}/v1/payer-reconciliation"
+
+        async def expected() -> bool:
+            items = (await self.api.get(url)).json()["items"]
+            return any(i["session_id"] == session_id for i in items)
+
+        await eventually(expected, timeout=30)
+
     async def unbilled(self, session_id: str) -> dict[str, Any]:
         """Wait until billing lists the session under Unbilled."""
         url = f"{self.web.api('billing')}/v1/unbilled-sessions"
@@ -52,4 +87,4 @@ class Scene:
             items = (await self.api.get(url, params={"limit": 200})).json()["items"]
             return next((i for i in items if i["session_id"] == session_id), None)
 
-        return await eventually(listed)
+        return await eventually(listed, timeout=30)

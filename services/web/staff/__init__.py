@@ -1,5 +1,16 @@
 """The staff console's pages, one router per feature, each thin over the services' APIs."""
 
-from services.web.staff import billing
+from services.web.staff import billing, bills, clients, documents, emails, payments, payouts, settings_page
 
-ROUTERS = [billing.router]
+ROUTERS = [
+    billing.router,
+    bills.router,
+    payments.router,
+    documents.router,
+    clients.router,
+    settings_page.router,
+    payouts.router,
+    emails.router,
+    documents.issued_router("statements"),
+    documents.issued_router("superbills"),
+]

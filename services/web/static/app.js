@@ -127,3 +127,35 @@ document.addEventListener("submit", async (event) => {
   if (form.hasAttribute("hx-post")) htmx.trigger(form, "card-ready");
   else form.submit();
 }, true);
+
+// Show a block only while a radio has a value: data-show-when="name=value".
+function syncShowWhen(root) {
+  root.querySelectorAll("[data-show-when]").forEach((el) => {
+    const [name, value] = el.dataset.showWhen.split("=");
+    const form = el.closest("form") || document;
+    const chosen = form.querySelector(`input[name="${name}"]:checked`);
+    el.hidden = !chosen || chosen.value !== value;
+  });
+}
+document.addEventListener("change", () => syncShowWhen(document));
+window.addEventListener("DOMContentLoaded", () => syncShowWhen(document));
+document.addEventListener("htmx:load", () => syncShowWhen(document));
+
+// A saved card: hide its form again (the card list was swapped in by htmx).
+document.addEventListener("htmx:afterRequest", (event) => {
+  const form = event.detail.elt;
+  if (!form.matches || !form.matches("form[data-card-setup]")) return;
+  form.dataset.ready = "false";
+  const submit = form.querySelector('button[type="submit"]');
+  submit.disabled = false;
+  submit.removeAttribute("aria-busy");
+  const status = form.querySelector("[data-card-status]");
+  if (event.detail.successful) {
+    if (form.dataset.keepOpen !== "true") form.hidden = true;
+    status.textContent = "";
+  } else {
+    status.textContent = event.detail.xhr.responseText.replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim() ||
+      "The card could not be saved.";
+    status.className = "error";
+  }
+});

@@ -1,0 +1,107 @@
+"""A client's billing profile (defaults of new bills, superbills, delivery) and their cards on
+file with the signed authorization, Add Card and autopay."""
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from services.web.auth import StaffViewer
+from services.web.client import ApiProblem
+from services.web.staff.billing import client_names
+from services.web.staff.forms import FormError, amount, percent, text
+from services.web.views import render
+
+router = APIRouter(tags=["staff"])
+
+
+async def profile_page(request: Request, viewer: StaffViewer, client_id: str, **extra: Any) -> HTMLResponse:
+    profile, names = await asyncio.gather(
+        viewer.api.get("billing", f"/v1/clients/{client_id}/billing-profile"), client_names(viewer)
+    )
+    return render(
+        request,
+        "staff/profile.html",
+        status_code=extra.pop("status_code", 200),
+        nav="billing",
+        tab="profile",
+        client_id=client_id,
+        client_name=names.get(client_id, client_id),
+        profile=extra.pop("profile", profile),
+        **extra,
+    )
+
+
+@router.get("/clients/{client_id}/profile", response_class=HTMLResponse)
+async def billing_profile(request: Request, viewer: StaffViewer, client_id: str) -> HTMLResponse:
+    return await profile_page(request, viewer, client_id)
+
+
+@router.post("/clients/{client_id}/profile", response_class=HTMLResponse)
+async def save_profile(request: Request, viewer: StaffViewer, client_id: str) -> Response:
+    form = await request.form()
+    try:
+        body = {
+            "default_responsibility": text(form, "default_responsibility") or "client",
+            "copay_cents": amount(form, "copay", "co-pay", required=False),
+            "coinsurance_percent": percent(form, "coinsurance", "co-insurance"),
+            "automatic_superbills": text(form, "automatic_superbills") == "yes",
+            "delivery": text(form, "delivery") or "email",
+        }
+        if body["copay_cents"] is not None and body["coinsurance_percent"] is not None:
+            raise FormError("Give a co-pay or a co-insurance, not both.")
+        await viewer.api.put("billing", f"/v1/clients/{client_id}/billing-profile", body)
+    except (FormError, ApiProblem) as exc:
+        message = exc.message if isinstance(exc, ApiProblem) else str(exc)
+        return await profile_page(request, viewer, client_id, status_code=422, error=message)
+    return await profile_page(request, viewer, client_id, saved=True)
+
+
+async def cards_page(request: Request, viewer: StaffViewer, client_id: str, **extra: Any) -> HTMLResponse:
+    cards, autopay, names = await asyncio.gather(
+        viewer.api.get("payments", f"/v1/clients/{client_id}/cards"),
+        viewer.api.get("payments", f"/v1/clients/{client_id}/autopay"),
+        client_names(viewer),
+    )
+    settings = request.app.state.settings
+    return render(
+        request,
+        "staff/cards.html",
+        status_code=extra.pop("status_code", 200),
+        nav="billing",
+        tab="cards",
+        client_id=client_id,
+        client_name=names.get(client_id, client_id),
+        cards=cards["items"],
+        autopay=autopay,
+        stripe_js_url=settings.stripe_js_url,
+        publishable_key=settings.stripe_publishable_key,
+        **extra,
+    )
+
+
+@router.get("/clients/{client_id}/cards", response_class=HTMLResponse)
+async def cards(request: Request, viewer: StaffViewer, client_id: str) -> HTMLResponse:
+    return await cards_page(request, viewer, client_id)
+
+
+@router.post("/clients/{client_id}/autopay", response_class=HTMLResponse)
+async def set_autopay(request: Request, viewer: StaffViewer, client_id: str) -> Response:
+    form = await request.form()
+    enabled = text(form, "enabled") == "yes"
+    body = {"enabled": enabled, "card_id": text(form, "card_id") if enabled else None}
+    try:
+        await viewer.api.put("payments", f"/v1/clients/{client_id}/autopay", body)
+    except ApiProblem as exc:
+        return await cards_page(request, viewer, client_id, status_code=exc.status, error=exc.message)
+    return RedirectResponse(f"/clients/{client_id}/cards?done=autopay", status_code=303)
+
+
+@router.post("/clients/{client_id}/cards/{card_id}/remove", response_class=HTMLResponse)
+async def remove_card(request: Request, viewer: StaffViewer, client_id: str, card_id: str) -> Response:
+    try:
+        await viewer.api.send("DELETE", "payments", f"/v1/clients/{client_id}/cards/{card_id}")
+    except ApiProblem as exc:
+        return await cards_page(request, viewer, client_id, status_code=exc.status, error=exc.message)
+    return RedirectResponse(f"/clients/{client_id}/cards?done=removed", status_code=303)
