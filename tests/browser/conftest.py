@@ -125,9 +125,12 @@ class A11y:
         self.axe = Axe()
         self.loaded: list[str] = []
         self.checked: set[str] = set()
+        self.console: list[str] = []  # printed when the test fails
 
     def watch(self, page: Page) -> None:
         page.on("load", lambda p: self.loaded.append(p.url))
+        page.on("console", lambda m: self.console.append(f"console {m.type}: {m.text}"))
+        page.on("pageerror", lambda e: self.console.append(f"page error: {e}"))
 
     async def check(self, page: Page) -> None:
         await page.wait_for_load_state("load")
@@ -151,6 +154,7 @@ async def a11y(page: Page, request: pytest.FixtureRequest) -> AsyncIterator[A11y
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
         await screenshot(page, request.node.nodeid)
+        print("\n".join(checker.console[-40:]))
     elif report is not None:
         assert not checker.unchecked(), f"pages loaded without an axe check: {checker.unchecked()}"
 

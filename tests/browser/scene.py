@@ -55,19 +55,23 @@ class Scene:
         return dict(r.json())
 
     async def cash(self, bill: dict[str, Any]) -> None:
-        """Pay a bill in cash through the API and wait until billing shows it paid."""
-        r = await self.api.post(
-            f"{self.web.api('payments')}/v1/payments",
-            json={"client_id": bill["client_id"], "bill_id": bill["id"], "method": "cash",
-                  "amount_cents": bill["balance_cents"]},
-        )  # fmt: skip
-        assert r.status_code == 201, r.text
+        """Pay a bill in cash through the API (once payments knows the bill) and wait until
+        billing shows it paid."""
+        body = {"client_id": bill["client_id"], "bill_id": bill["id"], "method": "cash",
+                "amount_cents": bill["balance_cents"], "idempotency_key": f"cash-{bill['id']}"}  # fmt: skip
+
+        async def recorded() -> bool:
+            r = await self.api.post(f"{self.web.api('payments')}/v1/payments", json=body)
+            assert r.status_code in (201, 404), r.text
+            return r.status_code == 201
+
+        await eventually(recorded, timeout=60, interval=1)
 
         async def paid() -> bool:
             got = await self.api.get(f"{self.web.api('billing')}/v1/bills/{bill['id']}")
             return bool(got.json()["status"] == "paid")
 
-        await eventually(paid, timeout=30)
+        await eventually(paid, timeout=60)
 
     async def expected_payout(self, session_id: str) -> None:
         """Wait until payments expects the platform's payout for the session."""

@@ -41,7 +41,7 @@ async def test_bill_from_unbilled_to_paid_refunded_and_cancelled(
     clock = page.get_by_role("img", name=re.compile("Share scheduled for"))
     await expect(clock).to_have_attribute("title", re.compile(r"\d{4}, \d{1,2}:\d{2} (AM|PM) P[SD]T"))
     download_link = page.get_by_role("link", name="Download PDF")
-    await expect(download_link).to_be_visible(timeout=60_000)
+    await expect(download_link).to_be_visible(timeout=120_000)
     await a11y.check(page)
     async with page.expect_download() as info:
         await download_link.click()
@@ -61,7 +61,7 @@ async def test_bill_from_unbilled_to_paid_refunded_and_cancelled(
     await expect(dialog.get_by_label("Amount")).to_have_value("150.00")
     await dialog.get_by_label("Notes").fill("Paid at the front desk")
     await dialog.get_by_role("button", name="Add Payment").click()
-    await expect(page.locator("#bill-status")).to_have_text("Paid", timeout=15_000)
+    await expect(page.locator("#bill-status")).to_have_text("Paid", timeout=60_000)
     await expect(page.locator("#bill-balance")).to_have_text("$0.00")
     await a11y.check(page)
 
@@ -77,7 +77,7 @@ async def test_bill_from_unbilled_to_paid_refunded_and_cancelled(
     refund = page.get_by_role("dialog", name=re.compile("Refund"))
     await expect(refund.get_by_label("Amount")).to_have_value("150.00")
     await refund.get_by_role("button", name="Refund").click()
-    await expect(page.locator("#bill-status")).to_have_text("Open", timeout=15_000)
+    await expect(page.locator("#bill-status")).to_have_text("Open", timeout=60_000)
     await expect(page.locator("#bill-balance")).to_have_text("$150.00")
     await a11y.check(page)
 

@@ -25,7 +25,7 @@ async def test_settings_profile_payouts_and_email_log(staff_page: Page, a11y: A1
     client_id = await scene.client("Morgan", "Okafor", insurance=True)
     await page.goto(f"/clients/{client_id}/profile")
     await a11y.check(page)
-    await page.get_by_label("Insurance").check()
+    await page.get_by_label("Insurance", exact=True).check()
     await page.get_by_label("Co-insurance").fill("20")
     await page.get_by_role("button", name="Save Profile").click()
     await expect(page.get_by_role("status")).to_have_text("Billing profile saved.")

@@ -40,7 +40,7 @@ async def test_insurance_bill_with_copay_and_an_insurance_payment(staff_page: Pa
     row = page.get_by_role("row").filter(has_text="EOB-7781")
     await expect(row).to_contain_text("Insurance")
     await expect(row).to_contain_text("$170.00")
-    await expect(facts).to_contain_text("Paid$170.00")
+    await expect(facts).to_contain_text("Paid$170.00", timeout=60_000)
     await a11y.check(page)
 
 
@@ -70,7 +70,7 @@ async def test_add_card_and_pay_online_then_view_in_stripe(staff_page: Page, a11
 
     await dialog.get_by_label("Online Payment?").check()
     await dialog.get_by_role("button", name="Add Payment").click()
-    await expect(page.locator("#bill-status")).to_have_text("Paid", timeout=30_000)
+    await expect(page.locator("#bill-status")).to_have_text("Paid", timeout=60_000)
     stripe_link = page.get_by_role("link", name="View in Stripe")
     await expect(stripe_link).to_have_attribute("href", re.compile(r"^https://dashboard\.stripe\.com/.+/pi_\w+"))
     await a11y.check(page)

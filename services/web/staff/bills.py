@@ -115,7 +115,7 @@ async def create_bill(request: Request, viewer: StaffViewer) -> Response:
     return RedirectResponse(f"/bills/{bill['id']}", status_code=303)
 
 
-MAX_POLLS = 120
+MAX_POLLS = 240
 
 
 def settling(bill: dict[str, Any], payments: list[dict[str, Any]]) -> bool:

@@ -101,7 +101,7 @@ def issued_router(kind: Kind) -> APIRouter:
             title=TITLES[kind],
             doc=doc,
             client_name=names.get(doc["client_id"], doc["client_id"]),
-            poll_next=poll + 1 if not doc.get("document_id") and poll < 120 else None,
+            poll_next=poll + 1 if not doc.get("document_id") and poll < 240 else None,
             idempotency_key=new_key(),
             error=error,
         )
