@@ -35,7 +35,7 @@ async def test_identity_provider_token_signs_in(page: Page, a11y: A11y) -> None:
 
 async def test_a_form_without_its_csrf_token_is_refused(web: WebStack) -> None:
     token = issue_token(PRACTICE, "staff")
-    async with httpx.AsyncClient(base_url=web.url, cookies={"tb_session": token}) as http:
+    async with httpx.AsyncClient(base_url=web.url, cookies={"tb_session": token}, timeout=30) as http:
         refused = await http.post("/sign-out", data={})
         assert refused.status_code == 403
         page = await http.get("/dev/sign-in")

@@ -41,7 +41,7 @@ async def test_bill_from_unbilled_to_paid_refunded_and_cancelled(
     clock = page.get_by_role("img", name=re.compile("Share scheduled for"))
     await expect(clock).to_have_attribute("title", re.compile(r"\d{4}, \d{1,2}:\d{2} (AM|PM) P[SD]T"))
     download_link = page.get_by_role("link", name="Download PDF")
-    await expect(download_link).to_be_visible(timeout=120_000)
+    await expect(download_link).to_be_visible(timeout=180_000)
     await a11y.check(page)
     async with page.expect_download() as info:
         await download_link.click()

@@ -16,7 +16,7 @@ async def test_statement_and_superbill_for_a_date_range(staff_page: Page, a11y: 
     await scene.cash(bill)
 
     await page.goto(f"/clients/{client_id}/billing")
-    await expect(page.get_by_role("link", name=f"Bill #{bill['number']}")).to_be_visible()
+    await expect(page.get_by_role("link", name=f"Bill #{bill['number']}", exact=True)).to_be_visible()
     await a11y.check(page)
     await page.get_by_role("button", name="New...").click()
     await page.get_by_role("menuitem", name="Statement").click()
@@ -30,7 +30,7 @@ async def test_statement_and_superbill_for_a_date_range(staff_page: Page, a11y: 
     await expect(page.get_by_role("heading", name=re.compile(r"Statement #\d+"))).to_be_visible()
     await expect(page.get_by_role("row").filter(has_text=f"Bill #{bill['number']}").first).to_contain_text("$140.00")
     await expect(page.get_by_role("row", name=re.compile("Closing balance"))).to_contain_text("$0.00")
-    await expect(page.get_by_role("link", name="Download PDF")).to_be_visible(timeout=120_000)
+    await expect(page.get_by_role("link", name="Download PDF")).to_be_visible(timeout=180_000)
     await a11y.check(page)
     await page.get_by_role("button", name="Share").click()
     await expect(page.get_by_text("Shared", exact=True)).to_be_visible()
@@ -46,7 +46,7 @@ async def test_statement_and_superbill_for_a_date_range(staff_page: Page, a11y: 
     await page.get_by_role("button", name="Create Superbill").click()
     await expect(page.get_by_role("heading", name=re.compile(r"Superbill #\d+"))).to_be_visible()
     await expect(page.get_by_role("row").filter(has_text="90837")).to_contain_text("$140.00")
-    await expect(page.get_by_role("link", name="Download PDF")).to_be_visible(timeout=120_000)
+    await expect(page.get_by_role("link", name="Download PDF")).to_be_visible(timeout=180_000)
     await a11y.check(page)
     async with page.expect_download() as info:
         await page.get_by_role("link", name="Download PDF").click()

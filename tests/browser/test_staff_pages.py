@@ -36,7 +36,7 @@ async def test_settings_profile_payouts_and_email_log(staff_page: Page, a11y: A1
     await page.get_by_role("link", name="Payouts").click()
     await a11y.check(page)
     await scene.expected_payout(session_id)
-    await page.get_by_label("Platform", exact=True).select_option("headway")
+    await page.get_by_label("Paid by").select_option("headway")
     await page.get_by_label("Payout reference").fill("HW-2026-11")
     await page.get_by_label("Session, line 1").fill(session_id)
     await page.get_by_label("Amount, line 1").fill("100.00")
