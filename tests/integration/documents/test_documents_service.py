@@ -224,7 +224,7 @@ async def test_superbill_missing_a_required_field_fails_naming_it(documents, pub
     evs = await documents_events(
         svc, lambda es: any(e["event_type"] == "DocumentFailed" and e["data"]["source_id"] == source.id for e in es)
     )
-    [failed] = [e for e in evs if e["data"]["source_id"] == source.id]
+    [failed] = [e for e in evs if e["event_type"] == "DocumentFailed" and e["data"]["source_id"] == source.id]
     assert failed["data"]["document_id"] == doc["id"]
     assert "lines[0].provider.npi" in failed["data"]["reason"]
 
