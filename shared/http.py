@@ -4,6 +4,7 @@ Idempotency-Key handling for writes."""
 import base64
 import hashlib
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import audit
 from shared.metrics import HTTP_LATENCY
@@ -58,6 +60,83 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, code, str(exc.detail))
 
 
+# A NUL escaped in JSON (`\u0000` after an even number of backslashes), raw, or %-encoded.
+JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+URL_NUL = b"%00"
+
+
+class BodyGuard:
+    """Refuses, before any route runs, a body over `max_bytes` (413) and a NUL byte in the
+    body, path or query (422): Postgres text cannot hold NUL, and it has no place in a name."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if URL_NUL in scope.get("raw_path", b"").lower() or "\x00" in scope["path"] or URL_NUL in scope["query_string"]:
+            await _refuse(scope, send, 422, "validation_error", "NUL bytes are not allowed in a request")
+            return
+        headers = dict(scope["headers"])
+        if b"content-length" not in headers and b"transfer-encoding" not in headers:
+            await self.app(scope, receive, send)
+            return
+        declared = headers.get(b"content-length", b"0")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await _refuse(
+                scope, send, 413, "payload_too_large", f"request bodies are limited to {self.max_bytes} bytes"
+            )
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message], receive), send)  # the client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await _refuse(
+                    scope, send, 413, "payload_too_large", f"request bodies are limited to {self.max_bytes} bytes"
+                )
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if (
+            b"\x00" in body
+            or JSON_NUL.search(body)
+            or (URL_NUL in body and b"urlencoded" in headers.get(b"content-type", b""))
+        ):
+            await _refuse(scope, send, 422, "validation_error", "NUL bytes are not allowed in a request")
+            return
+        await self.app(scope, _replay([{"type": "http.request", "body": body, "more_body": False}], receive), send)
+
+
+def _replay(messages: list[Message], then: Receive) -> Receive:
+    """A receive callable giving `messages` already read, then the server's own (a disconnect)."""
+    pending = list(messages)
+
+    async def receive() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await then()
+
+    return receive
+
+
+async def _refuse(scope: Scope, send: Send, status: int, code: str, message: str) -> None:
+    async def no_body() -> Message:
+        return {"type": "http.disconnect"}
+
+    await error_response(status, code, message)(scope, no_body, send)
+
+
 def install_metrics_middleware(app: FastAPI, service: str) -> None:
     @app.middleware("http")
     async def _timing(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -72,7 +151,7 @@ def install_metrics_middleware(app: FastAPI, service: str) -> None:
 
 
 def ops_router(readiness: Callable[[], Awaitable[dict[str, str]]]) -> APIRouter:
-    """/healthz (process up), /readyz (its DB and broker answer), /metrics (Prometheus)."""
+    """/healthz (process up), /readyz (its DB and broker answer)."""
     router = APIRouter(tags=["ops"])
 
     @router.get("/healthz")
@@ -85,11 +164,12 @@ def ops_router(readiness: Callable[[], Awaitable[dict[str, str]]]) -> APIRouter:
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503)
 
-    @router.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
     return router
+
+
+async def metrics_route() -> Response:
+    """Prometheus metrics (on the admin listener in production)."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 def encode_cursor(*parts: Any) -> str:

@@ -2,6 +2,7 @@
 HTTP app with ops endpoints, lifespan. A service's app.py only says what is specific to it."""
 
 import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -10,16 +11,23 @@ from typing import Annotated, Any
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from sqlalchemy import MetaData, Table
 
-from shared import topics
+from shared import production, topics
 from shared.audit import AuditContext
 from shared.consumer import BatchHandler, EventConsumer, Handler
 from shared.db import Database
 from shared.events import AuditRecorded, Envelope, Model
-from shared.http import install_error_handlers, install_metrics_middleware, ops_router
+from shared.http import (
+    BodyGuard,
+    install_error_handlers,
+    install_metrics_middleware,
+    metrics_route,
+    ops_router,
+)
 from shared.kafka import KafkaPublisher, faststream_security
 from shared.logs import configure_logging
 from shared.migrations import upgrade
@@ -122,6 +130,7 @@ class Service:
         self._tasks.append(loop)
 
     async def start(self) -> None:
+        production.check(self.settings, self.name)
         configure_logging(self.settings.log_level)
         if self.run_migrations:
             await asyncio.to_thread(upgrade, self.name, self.settings.database_url(self.name))
@@ -173,32 +182,95 @@ class Service:
 
         if topics.WRITES.get(self.name):  # every service with a topic audits its writes there (shared.audit)
             self.publishes(topics.WRITES[self.name][0], [AuditRecorded])
-        app = FastAPI(title=title, description=description, lifespan=lifespan, version="1")
+        # In production the public port serves the API only: docs, OpenAPI, AsyncAPI and metrics
+        # move to the admin listener (admin_app, on ADMIN_HOST at the port + ADMIN_PORT_OFFSET).
+        public = self.settings.app_env != "production"
+        docs = {} if public else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+        app = FastAPI(title=title, description=description, lifespan=lifespan, version="1", **docs)  # type: ignore[arg-type]
         app.state.service = self
         install_error_handlers(app)
         app.add_middleware(AuditContext)
         install_metrics_middleware(app, self.name)
+        app.add_middleware(BodyGuard, max_bytes=self.settings.http_max_body_bytes)
         app.include_router(ops_router(self.readiness))
         for router in routers:
             app.include_router(router)
+        if public:
+            app.include_router(self._introspection_router(title, description))
+        return app
 
-        @app.get("/asyncapi.json", tags=["ops"], summary="AsyncAPI document of the events")
+    def _introspection_router(self, title: str, description: str) -> APIRouter:
+        """/metrics and /asyncapi.json: on the public port in development, else on the admin port."""
+        router = APIRouter(tags=["ops"])
+        router.add_api_route("/metrics", metrics_route, methods=["GET"], summary="Prometheus metrics")
+
+        @router.get("/asyncapi.json", summary="AsyncAPI document of the events")
         async def asyncapi() -> Any:
             spec = AsyncAPI(self.broker, title=f"{title} events", version="1", description=description)
             return spec.to_specification().to_jsonable()
 
-        return app
+        return router
+
+    def admin_app(self, app: FastAPI) -> FastAPI:
+        """The operators' listener of production mode: metrics, AsyncAPI, and the OpenAPI
+        document and docs of the public `app`."""
+        admin = FastAPI(title=f"{app.title} (admin)", openapi_url=None, docs_url=None, redoc_url=None)
+        admin.include_router(self._introspection_router(app.title, app.description))
+
+        @admin.get("/openapi.json", include_in_schema=False)
+        async def openapi() -> Any:
+            return app.openapi()
+
+        @admin.get("/docs", include_in_schema=False)
+        async def docs() -> Any:
+            return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} API")
+
+        return admin
 
     def run(self, app: FastAPI) -> None:
+        """Serve `app` (and in production the admin listener); refuse unfit production settings."""
+        try:
+            production.check(self.settings, self.name)
+        except production.ProductionConfigError as exc:
+            raise SystemExit(str(exc)) from None
         configure_logging(self.settings.log_level)
-        uvicorn.run(
-            app,
-            host=self.settings.http_host,
-            port=self.settings.http_port(self.name),
-            log_level=self.settings.log_level.lower(),
-            access_log=False,
-            log_config=None,  # uvicorn's lines (and tracebacks) through the JSON formatter, addresses masked
+        level = self.settings.log_level.lower()
+        port = self.settings.http_port(self.name)
+        main = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=self.settings.http_host,
+                port=port,
+                log_level=level,
+                access_log=False,
+                log_config=None,  # uvicorn's lines (and tracebacks) through the JSON formatter, addresses masked
+            )
         )
+        offset = self.settings.admin_port_offset
+        if self.settings.app_env != "production" or not offset:
+            main.run()
+            return
+        admin_config = uvicorn.Config(
+            self.admin_app(app), host=self.settings.admin_host, port=port + offset, log_level=level,
+            access_log=False, lifespan="off", log_config=None,
+        )  # fmt: skip
+        asyncio.run(_serve_with_admin(main, _AdminServer(admin_config)))
+
+
+class _AdminServer(uvicorn.Server):
+    """The admin listener leaves signals to the main server, which stops it on its way out."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
+
+async def _serve_with_admin(main: uvicorn.Server, admin: uvicorn.Server) -> None:
+    admin_task = asyncio.create_task(admin.serve())
+    try:
+        await main.serve()
+    finally:
+        admin.should_exit = True
+        await admin_task
 
 
 def get_service(request: Request) -> Any:

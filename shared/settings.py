@@ -7,6 +7,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+DEV_AUTH_SECRET = "dev-secret-change-me-dev-secret-change-me"
 DEFAULT_PORTS = {
     "billing": 8001,
     "payments": 8002,
@@ -23,6 +24,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
+    # production refuses default or weak secrets and serves docs/metrics only on the admin port
+    # (shared/production.py, SECURITY.md)
+    app_env: Literal["development", "production"] = "development"
+    admin_host: str = "127.0.0.1"
+    admin_port_offset: int = 1000  # production: ops listener at the service's port + this; 0 = none
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     # How every Kafka client connects: SASL_SSL with SCRAM-SHA-512 and one user per service in
     # production (stack/kafka-sasl.sh, README "Kafka security"); the CA file is what the broker's
@@ -46,7 +52,12 @@ class Settings(BaseSettings):
     documents_database_url: str | None = None
     notifications_database_url: str | None = None
     reports_database_url: str | None = None
-    auth_secret: str = "dev-secret-change-me-dev-secret-change-me"
+    auth_secret: str = DEV_AUTH_SECRET
+    # bearer tokens: `aud` and `iss` checked when set; exp - iat (or exp - now) at most this
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_max_lifetime_s: int = 86400
+    http_max_body_bytes: int = 1_048_576  # larger request bodies are refused with 413
     http_host: str = "127.0.0.1"
     billing_port: int = DEFAULT_PORTS["billing"]
     payments_port: int = DEFAULT_PORTS["payments"]
@@ -108,6 +119,7 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_tls: bool = False
     smtp_starttls: bool = False
+    smtp_allow_plaintext: bool = False  # production: allow SMTP without TLS (a relay on the same host)
     smtp_sender: str = "billing@localhost"
     smtp_timeout_seconds: float = 30
     email_max_attempts: int = 8

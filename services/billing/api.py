@@ -2,13 +2,12 @@
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,34 +19,34 @@ from shared.auth import CurrentPrincipal, Principal, StaffPrincipal, ensure_clie
 from shared.events import SessionService, new_envelope
 from shared.http import ApiError, idempotent_answer, not_found, request_fingerprint
 from shared.runtime import ServiceDep
+from shared.validation import Cents, Day, Id, Moment, Name, Percent, PositiveCents, RequestModel, Text
 
 router = APIRouter(prefix="/v1", tags=["billing"])
 
-Cents = Annotated[int, Field(strict=True, ge=0)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 Limit = Annotated[int, Query(ge=1, le=200)]
 
 
-class LineIn(BaseModel):
-    session_id: str
-    code: str = Field(min_length=1)
-    description: str | None = None
+class LineIn(RequestModel):
+    session_id: Id
+    code: Name = Field(min_length=1)
+    description: Text | None = None
     amount_cents: Cents
 
 
-class BillIn(BaseModel):
+class BillIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
-    client_id: str = Field(min_length=1)
-    session_ids: list[str] = Field(min_length=1)
+    client_id: Id
+    session_ids: list[Id] = Field(min_length=1)
     responsibility: Literal["client", "insurance"] | None = Field(
         default=None, description="default: the client's billing profile (client unless set)"
     )
     lines: list[LineIn] | None = None
     copay_cents: Cents | None = None
-    coinsurance_percent: Decimal | None = Field(default=None, ge=0, le=100, decimal_places=2)
-    comments: str | None = Field(default=None, max_length=2000)
-    due_date: dt.date | None = None
+    coinsurance_percent: Percent | None = None
+    comments: Text | None = None
+    due_date: Day | None = None
     split: list[SplitPartIn] | None = Field(
         default=None,
         description="one bill per party, each line divided by the percents (default: the client profile's split; "
@@ -55,11 +54,11 @@ class BillIn(BaseModel):
     )
 
 
-class ShareIn(BaseModel):
-    scheduled_for: AwareDatetime | None = None
+class ShareIn(RequestModel):
+    scheduled_for: Moment | None = None
 
 
-class CancelIn(BaseModel):
+class CancelIn(RequestModel):
     reason: str | None = Field(default=None, max_length=500)
 
 
@@ -273,10 +272,10 @@ async def cancel_bill(
     return await run_write(svc, request, principal, key, cancel.model_dump(mode="json"), work)
 
 
-class AdjustmentIn(BaseModel):
+class AdjustmentIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
-    amount_cents: Annotated[int, Field(strict=True, gt=0)]
+    amount_cents: PositiveCents
     kind: domain.AdjustmentKind
     reason: str = Field(min_length=1, max_length=500)
     payer: Literal["client", "insurance"] = Field(
@@ -284,7 +283,7 @@ class AdjustmentIn(BaseModel):
     )
 
 
-class ReverseIn(BaseModel):
+class ReverseIn(RequestModel):
     reason: str | None = Field(default=None, max_length=500)
 
 

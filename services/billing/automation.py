@@ -11,7 +11,6 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel
 from sqlalchemy import and_, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +28,7 @@ from shared.outbox import Outbox
 from shared.polling import every
 from shared.runtime import ServiceDep
 from shared.settings import Settings
+from shared.validation import Moment, RequestModel
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["automation"])
@@ -200,9 +200,9 @@ async def _store_result(db: AsyncSession, practice_id: str, job: str, period: st
     )
 
 
-class AutomationRun(BaseModel):
+class AutomationRun(RequestModel):
     job: Literal["bill_creation", "superbill_creation", "auto_share", "good_faith_estimate_renewal"]
-    as_of: AwareDatetime | None = None
+    as_of: Moment | None = None
 
 
 @router.post("/automation/run")

@@ -6,7 +6,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy import BigInteger, Row, String, cast, literal, null, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,15 +20,16 @@ from services.billing.issued import IssuedKind
 from shared.auth import CurrentPrincipal, Principal, StaffPrincipal, ensure_client_access, ensure_shared_with
 from shared.http import ApiError, encode_cursor
 from shared.runtime import Service, ServiceDep
+from shared.validation import Day, Id, RequestModel, Text
 
 router = APIRouter(prefix="/v1", tags=["statements and documents"])
 
 
-class StatementIn(BaseModel):
-    client_id: str = Field(min_length=1)
-    start_date: dt.date
-    end_date: dt.date
-    comments: str | None = Field(default=None, max_length=2000)
+class StatementIn(RequestModel):
+    client_id: Id
+    start_date: Day
+    end_date: Day
+    comments: Text | None = None
 
 
 @router.post("/statements", status_code=201)
@@ -65,11 +66,11 @@ async def share_statement(
     return await _share_issued(statements.STATEMENTS, statement_id, request, svc, principal, key, body)
 
 
-class SuperbillIn(BaseModel):
-    client_id: str = Field(min_length=1)
-    session_ids: list[str] | None = Field(default=None, min_length=1)
-    start_date: dt.date | None = None
-    end_date: dt.date | None = None
+class SuperbillIn(RequestModel):
+    client_id: Id
+    session_ids: list[Id] | None = Field(default=None, min_length=1)
+    start_date: Day | None = None
+    end_date: Day | None = None
     pay_to: superbills.PayTo = "client"
 
 

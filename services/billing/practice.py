@@ -3,13 +3,13 @@ read when a bill is created, so a change applies to bills created afterwards."""
 
 import datetime as dt
 import zoneinfo
-from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.billing import domain, schedule
 from shared.events import Address, PracticeAutomationChanged, PracticeInfo
+from shared.validation import Cents, Day, Name, Percent, RequestModel, Text
 
 DueDays = Literal[15, 30, 45, 60, 90, 120]
 
@@ -132,58 +132,62 @@ def _hours_needed(autopay_time: dt.time) -> int:
     return hours
 
 
-class PracticeSettingsUpdate(BaseModel):
+class AddressIn(Address):
+    model_config = ConfigDict(str_max_length=200)
+
+
+class PracticeSettingsUpdate(RequestModel):
     """PUT body: the fields sent replace the stored ones; fields left out keep their value."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
-    address: Address | None = None
-    phone: str | None = None
-    tax_id: str | None = None
-    npi: str | None = None
-    timezone: str | None = None
-    currency: str | None = None
+    name: Name | None = None
+    address: AddressIn | None = None
+    phone: Name | None = None
+    tax_id: Name | None = None
+    npi: Name | None = None
+    timezone: Name | None = None
+    currency: str | None = Field(default=None, max_length=3)
     default_due_days: DueDays | None = None
-    default_due_date: dt.date | None = None
+    default_due_date: Day | None = None
     service_description: Literal["code", "custom"] | None = None
-    custom_service_description: str | None = None
-    footer_comment: str | None = None
+    custom_service_description: Text | None = None
+    footer_comment: Text | None = None
     attach_pdf: bool | None = None
     bill_creation: Literal["manual", "daily", "weekly", "monthly"] | None = None
-    superbill_creation_day: int | None = None
+    superbill_creation_day: int | None = Field(default=None, le=31)
     auto_share_bills: bool | None = None
     auto_share_statements: bool | None = None
     auto_share_superbills: bool | None = None
-    auto_share_delay_hours: int | None = None
+    auto_share_delay_hours: int | None = Field(default=None, le=24 * 30)
     autopay_time: dt.time | None = None
     autopay_skip_insurance_pending: bool | None = None
     warnings: list[Any] | None = Field(default=None, description="ignored: computed by the server")
-    no_show_fee_cents: int | None = None
-    late_cancel_fee_cents: int | None = None
+    no_show_fee_cents: Cents | None = None
+    late_cancel_fee_cents: Cents | None = None
 
     def apply_to(self, current: PracticeSettings) -> PracticeSettings:
         merged = current.model_dump() | self.model_dump(include=self.model_fields_set - {"warnings"})
         return PracticeSettings.model_validate(merged)
 
 
-class SplitPartIn(BaseModel):
+class SplitPartIn(RequestModel):
     """One payer of a split: `client` or `guardian:<id>` (the guardian's id, else their email)."""
 
     model_config = ConfigDict(extra="forbid")
 
     party: str = Field(pattern=r"^(client|guardian:.+)$", max_length=200)
-    percent: Decimal = Field(gt=0, le=100, decimal_places=2)
+    percent: Percent = Field(gt=0)
 
 
-class BillingProfile(BaseModel):
+class BillingProfile(RequestModel):
     """A client's bill defaults and delivery (`/v1/clients/{client_id}/billing-profile`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     default_responsibility: Literal["client", "insurance"] = "client"
-    copay_cents: Annotated[int, Field(strict=True, ge=0)] | None = None
-    coinsurance_percent: Decimal | None = Field(default=None, ge=0, le=100, decimal_places=2)
+    copay_cents: Cents | None = None
+    coinsurance_percent: Percent | None = None
     automatic_superbills: bool = False
     delivery: Literal["email", "portal_only"] = "email"
     split: list[SplitPartIn] | None = Field(

@@ -1,5 +1,6 @@
 """HTTP: document metadata, the PDF itself, and every version of a source. Staff see their
-practice's documents; a client sees only their own; anything else is 404."""
+practice's documents; a client sees only their own; anything else is 404. A service token with
+scope `documents:read` (notifications attaching PDFs) may read them and do nothing else."""
 
 import datetime as dt
 import re
@@ -13,7 +14,7 @@ from services.documents import repository
 from services.documents.domain import Kind
 from services.documents.worker import pdf_url
 from shared import audit
-from shared.auth import CurrentPrincipal, Principal, ensure_client_access
+from shared.auth import DocumentReader, Principal, ensure_client_access
 from shared.http import ApiError, decode_cursor, encode_cursor, not_found
 from shared.runtime import ServiceDep
 
@@ -74,7 +75,7 @@ async def _visible(svc: Any, principal: Principal, document_id: str, *, with_pdf
 @router.get("", response_model=DocumentList)
 async def list_documents(
     svc: ServiceDep,
-    principal: CurrentPrincipal,
+    principal: DocumentReader,
     source_id: str | None = None,
     client_id: str | None = None,
     kind: Kind | None = None,
@@ -112,7 +113,7 @@ async def list_documents(
 
 
 @router.get("/{document_id}", response_model=DocumentOut)
-async def get_document(document_id: str, svc: ServiceDep, principal: CurrentPrincipal) -> DocumentOut:
+async def get_document(document_id: str, svc: ServiceDep, principal: DocumentReader) -> DocumentOut:
     """Kind, source, version, status (`pending`, `rendered`, `failed` with its reason), pages, sha256."""
     return _out(await _visible(svc, principal, document_id), svc.settings.documents_url, principal)
 
@@ -122,7 +123,7 @@ async def get_document(document_id: str, svc: ServiceDep, principal: CurrentPrin
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}}, 409: {"description": "not rendered (yet)"}},
 )
-async def get_pdf(document_id: str, svc: ServiceDep, principal: CurrentPrincipal, request: Request) -> Response:
+async def get_pdf(document_id: str, svc: ServiceDep, principal: DocumentReader, request: Request) -> Response:
     """The PDF of this version. 409 `document_pending` while it renders, `document_failed` if it cannot."""
     row = await _visible(svc, principal, document_id, with_pdf=True)
     if row.status == "pending":

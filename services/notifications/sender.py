@@ -26,7 +26,7 @@ from services.notifications.domain import (
 from services.notifications.mailer import Outgoing, SendError, SmtpMailer
 from services.notifications.metrics import EMAIL_ATTEMPTS, EMAIL_SEND_SECONDS
 from shared import topics
-from shared.auth import issue_token
+from shared.auth import DOCUMENTS_READ, issue_service_token
 from shared.consumer import is_transient
 from shared.events import ClientNotification, EmailFailed, EmailSent, Recipient, new_envelope
 from shared.logs import describe_error
@@ -109,9 +109,9 @@ class DeliverySender:
         )
 
     async def _fetch_pdf(self, claimed: repo.Claimed) -> bytes:
-        """From documents over HTTP, as staff of the delivery's practice."""
+        """From documents over HTTP, with a short-lived token that can only read the practice's documents."""
         assert claimed.document_id is not None
-        token = issue_token(claimed.practice_id, "staff", secret=self.settings.auth_secret)
+        token = issue_service_token(claimed.practice_id, "notifications", DOCUMENTS_READ, self.settings)
         url = document_pdf_url(self.settings.documents_url, claimed.document_id)
         if url is None:
             raise SendError("permanent", f"document id {claimed.document_id!r} is not a document id")

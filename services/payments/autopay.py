@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import AwareDatetime, BaseModel
 from sqlalchemy import Row, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
@@ -38,6 +37,7 @@ from shared.events import AutopayDisabled
 from shared.http import ApiError
 from shared.polling import every
 from shared.runtime import ServiceDep
+from shared.validation import Moment, RequestModel
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["autopay"])
@@ -252,8 +252,8 @@ async def _close_night(ctx: Payments, practice_id: str, client_id: str, night: d
         )
 
 
-class AutopayRunIn(BaseModel):
-    as_of: AwareDatetime | None = None
+class AutopayRunIn(RequestModel):
+    as_of: Moment | None = None
 
 
 @router.post("/autopay/run", summary="Run the practice's autopay now, as the night due at `as_of` (default now)")

@@ -1,40 +1,39 @@
 """Request bodies of the payments API (CONTRACT.md). Money is strict int cents: a float or a
 string amount is a 422, never rounded."""
 
-import datetime as dt
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-Cents = Annotated[int, Field(strict=True, gt=0)]
+from shared.validation import Cents, Day, Id, Moment, Name, PositiveCents, RequestModel, Text
 
 
-class Body(BaseModel):
+class Body(RequestModel):
     model_config = ConfigDict(extra="ignore")
 
 
 class AllocationIn(Body):
-    bill_id: str = Field(min_length=1)
-    amount_cents: Cents
+    bill_id: Id
+    amount_cents: PositiveCents
 
 
 class PaymentIn(Body):
-    client_id: str = Field(min_length=1)
-    bill_id: str | None = None
+    client_id: Id
+    bill_id: Id | None = None
     allocations: list[AllocationIn] | None = Field(default=None, min_length=1)
     payer: Literal["client", "insurance"] = "client"
-    payer_name: str | None = Field(default=None, description="the insurer, for payer insurance")
+    payer_name: Name | None = Field(default=None, description="the insurer, for payer insurance")
     method: Literal["card", "cash", "check", "credit", "other"]
-    amount_cents: Cents
+    amount_cents: PositiveCents
     online: bool = False
-    card_id: str | None = None
-    card_brand: str | None = Field(default=None, description="offline card: the brand on the terminal slip")
+    card_id: Id | None = None
+    card_brand: Name | None = Field(default=None, description="offline card: the brand on the terminal slip")
     card_last4: str | None = Field(default=None, pattern=r"^\d{4}$")
-    reference: str | None = Field(default=None, description="check number, EFT or insurer check reference")
-    paid_at: AwareDatetime | None = None
-    notes: str | None = None
-    appointment_id: str | None = Field(default=None, description="a prepayment for this upcoming session")
-    idempotency_key: str | None = None
+    reference: Name | None = Field(default=None, description="check number, EFT or insurer check reference")
+    paid_at: Moment | None = None
+    notes: Text | None = None
+    appointment_id: Id | None = Field(default=None, description="a prepayment for this upcoming session")
+    idempotency_key: Name | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "PaymentIn":
@@ -52,46 +51,46 @@ class PaymentIn(Body):
 class PaymentEdit(Body):
     """What may change on a recorded payment (not its amount: refund instead)."""
 
-    paid_at: AwareDatetime | None = None
-    notes: str | None = None
-    reference: str | None = None
+    paid_at: Moment | None = None
+    notes: Text | None = None
+    reference: Name | None = None
 
 
 class RefundIn(Body):
-    amount_cents: Cents | None = None
-    reason: str | None = None
-    bill_id: str | None = Field(default=None, description="refund only this bill's allocation of the payment")
-    idempotency_key: str | None = None
+    amount_cents: PositiveCents | None = None
+    reason: Text | None = None
+    bill_id: Id | None = Field(default=None, description="refund only this bill's allocation of the payment")
+    idempotency_key: Name | None = None
 
 
 class CreditAdjustmentIn(Body):
-    amount_cents: Cents
+    amount_cents: PositiveCents
     kind: Literal["discount", "reimbursement"] = "discount"
-    reason: str = Field(min_length=1)
-    idempotency_key: str | None = None
+    reason: Text = Field(min_length=1)
+    idempotency_key: Name | None = None
 
 
 class CardAuthorization(Body):
-    signed_by: str = Field(min_length=1)
-    signed_at: AwareDatetime
-    method: str = Field(min_length=1, description="how it was given: paper, portal, verbal, ...")
-    consent_version: str | None = None
+    signed_by: Name = Field(min_length=1)
+    signed_at: Moment
+    method: Name = Field(min_length=1, description="how it was given: paper, portal, verbal, ...")
+    consent_version: Name | None = None
 
 
 class CardIn(Body):
-    stripe_payment_method_id: str = Field(min_length=1)
+    stripe_payment_method_id: Id
     authorization: CardAuthorization | None = None
     holder: str = Field(
         default="client", pattern=r"^(client|billing_contact|guardian:.+)$", max_length=200,
         description="whose card: the client, a minor's billing contact, or the guardian a split bill names",
     )  # fmt: skip
     make_default: bool = False
-    idempotency_key: str | None = None
+    idempotency_key: Name | None = None
 
 
 class AutopayIn(Body):
     enabled: bool
-    card_id: str | None = None
+    card_id: Id | None = None
 
 
 class PayLookupIn(Body):
@@ -99,17 +98,19 @@ class PayLookupIn(Body):
     and the access code printed on the bill."""
 
     practice_id: str | None = Field(default=None, min_length=1, max_length=200)
-    bill_number: int = Field(gt=0, lt=2**31)
+    bill_number: int = Field(gt=0, le=999_999_999)
     access_code: str = Field(min_length=1, max_length=32)
 
 
 class PayIntentIn(PayLookupIn):
-    amount_cents: Cents
+    amount_cents: PositiveCents
 
 
 class PublicPayIn(PayLookupIn):
-    amount_cents: Cents | None = Field(default=None, description="leave out to pay the balance; null is refused")
-    stripe_payment_method_id: str = Field(min_length=1)
+    amount_cents: PositiveCents | None = Field(
+        default=None, description="leave out to pay the balance; null is refused"
+    )
+    stripe_payment_method_id: Id
 
     @model_validator(mode="after")
     def _no_null_amount(self) -> "PublicPayIn":
@@ -120,13 +121,13 @@ class PublicPayIn(PayLookupIn):
 
 
 class RemittanceLineIn(Body):
-    session_id: str = Field(min_length=1)
-    amount_cents: Annotated[int, Field(strict=True, ge=0)]
+    session_id: Id
+    amount_cents: Cents
 
 
 class RemittanceIn(Body):
-    payer: str = Field(min_length=1)
-    reference: str = Field(min_length=1)
-    received_at: AwareDatetime | dt.date
+    payer: Name = Field(min_length=1)
+    reference: Name = Field(min_length=1)
+    received_at: Moment | Day
     lines: list[RemittanceLineIn] = Field(min_length=1)
-    idempotency_key: str | None = None
+    idempotency_key: Name | None = None

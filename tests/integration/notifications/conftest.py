@@ -16,7 +16,7 @@ from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Request, Response
 
 from services.notifications.app import build
-from shared.auth import decode_token, issue_token
+from shared.auth import DOCUMENTS_READ, decode_token, issue_token
 from shared.runtime import Service
 from shared.settings import Settings
 from tests.conftest import eventually, isolated_topics
@@ -77,7 +77,7 @@ def pdf_bytes(document_id: str) -> bytes:
 
 
 class DocumentsStandIn:
-    """Serves `/v1/documents/{id}/pdf` over real HTTP, only to a staff token of the practice."""
+    """Serves `/v1/documents/{id}/pdf` over real HTTP, only to a service token reading documents."""
 
     def __init__(self, settings: Settings) -> None:
         self.port = free_port()
@@ -87,8 +87,8 @@ class DocumentsStandIn:
         @app.get("/v1/documents/{document_id}/pdf")
         async def pdf(document_id: str, request: Request) -> Response:
             token = request.headers.get("authorization", "").removeprefix("Bearer ")
-            principal = decode_token(token, settings.auth_secret)
-            if not principal.is_staff:
+            principal = decode_token(token, settings.auth_secret, settings)
+            if principal.role != "service" or DOCUMENTS_READ not in principal.scopes:
                 return Response(status_code=403)
             self.requests.append(document_id)
             return Response(pdf_bytes(document_id), media_type="application/pdf")
