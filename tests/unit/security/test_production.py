@@ -1,10 +1,16 @@
 """Production mode refuses default and weak settings, naming each; development accepts them."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from shared import production
 from shared.settings import Settings
 
+ROOT = Path(__file__).resolve().parents[3]
 STRONG = "s" * 40
 GOOD = {
     "app_env": "production",
@@ -63,3 +69,16 @@ def test_plain_smtp_only_when_explicitly_allowed() -> None:
 def test_every_problem_is_named_at_once() -> None:
     message = refused("payments", auth_secret="x", stripe_webhook_secret="whsec_local", payments_database_url=None)
     assert all(n in message for n in ("AUTH_SECRET", "STRIPE_WEBHOOK_SECRET", "PAYMENTS_DATABASE_URL"))
+
+
+def test_a_service_process_refuses_to_start_and_names_the_setting() -> None:
+    """Every service runs through Service.run, which checks before it binds a port."""
+    service = "payments"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH_", "STRIPE_", "SMTP_"))}
+    env |= {"APP_ENV": "production", f"{service.upper()}_PORT": "1"}  # it must exit before binding anything
+    done = subprocess.run(
+        [sys.executable, "-m", f"services.{service}"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0
+    assert "refuses to start in production" in done.stderr
+    assert "AUTH_SECRET" in done.stderr and f"{service.upper()}_DATABASE_URL" in done.stderr
