@@ -47,3 +47,14 @@ def test_every_dependency_is_a_defined_service() -> None:
     for name, svc in services.items():
         for dep in svc.get("depends_on") or {}:
             assert dep in services, f"{name} depends on undefined {dep}"
+
+
+def test_compose_does_not_ship_the_dev_secret_on_all_interfaces() -> None:
+    from shared.settings import DEV_AUTH_SECRET
+
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert DEV_AUTH_SECRET not in text
+    for name, svc in compose()["services"].items():
+        env = svc.get("environment") or {}
+        if env.get("HTTP_HOST") == "0.0.0.0":
+            assert str(env.get("AUTH_SECRET", "")).startswith("${AUTH_SECRET:?"), f"{name} has a default secret"
