@@ -150,9 +150,12 @@ def install_metrics_middleware(app: FastAPI, service: str) -> None:
         return response
 
 
-def ops_router(readiness: Callable[[], Awaitable[dict[str, str]]]) -> APIRouter:
-    """/healthz (process up), /readyz (its DB and broker answer)."""
+def ops_router(readiness: Callable[[], Awaitable[dict[str, str]]], *, metrics: bool = True) -> APIRouter:
+    """/healthz (process up), /readyz (its DB and broker answer), and /metrics unless `metrics`
+    is off (production services serve it on their admin listener instead)."""
     router = APIRouter(tags=["ops"])
+    if metrics:
+        router.add_api_route("/metrics", metrics_route, methods=["GET"], summary="Prometheus metrics")
 
     @router.get("/healthz")
     async def healthz() -> dict[str, str]:

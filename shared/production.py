@@ -32,6 +32,11 @@ def problems(settings: Settings, service: str) -> list[str]:
         found.append("WEB_DEV_SIGN_IN: the dev sign-in page lets anyone pick a practice and role; turn it off")
     if problem := _database_problem(settings, service):
         found.append(problem)
+    if service != "web":  # every other service is a Kafka client
+        if settings.kafka_security_protocol in ("PLAINTEXT", "SASL_PLAINTEXT"):
+            found.append("KAFKA_SECURITY_PROTOCOL: events would travel unencrypted; use SASL_SSL (or SSL)")
+        if settings.kafka_security_protocol.startswith("SASL") and not settings.kafka_sasl_password.get_secret_value():
+            found.append("KAFKA_SASL_PASSWORD: empty")
     if service == "payments":
         for name in ("stripe_api_key", "stripe_webhook_secret", "stripe_publishable_key", "stripe_js_url"):
             if getattr(settings, name) == DEFAULTS[name].default:

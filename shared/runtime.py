@@ -192,7 +192,7 @@ class Service:
         app.add_middleware(AuditContext)
         install_metrics_middleware(app, self.name)
         app.add_middleware(BodyGuard, max_bytes=self.settings.http_max_body_bytes)
-        app.include_router(ops_router(self.readiness))
+        app.include_router(ops_router(self.readiness, metrics=False))
         for router in routers:
             app.include_router(router)
         if public:

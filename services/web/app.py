@@ -61,7 +61,11 @@ def build(settings: Settings, transport: httpx.AsyncBaseTransport | None = None)
         finally:
             await services.close()
 
-    app = FastAPI(title="web", description="Staff billing console and client portal", lifespan=lifespan, version="1")
+    public = settings.app_env != "production"  # production: no docs, OpenAPI or metrics on the public port
+    docs = {} if public else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(
+        title="web", description="Staff billing console and client portal", lifespan=lifespan, version="1", **docs
+    )  # type: ignore[arg-type]
     app.state.settings = settings
     app.state.services = services
     app.state.practices = Practices(services, settings)
@@ -84,7 +88,7 @@ def build(settings: Settings, transport: httpx.AsyncBaseTransport | None = None)
         return dict(zip(SERVICES, results, strict=True))
 
     assets.mount(app)  # first: /static/... never reaches a page route
-    app.include_router(ops_router(readiness))
+    app.include_router(ops_router(readiness, metrics=public))
     app.include_router(auth.router)
     app.include_router(auth.dev)
     for router in STAFF_ROUTERS:

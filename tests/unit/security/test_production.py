@@ -25,6 +25,10 @@ GOOD = {
     "stripe_js_url": "https://js.stripe.com/v3/",
     "stripe_api_base": None,
     "smtp_starttls": True,
+    "kafka_security_protocol": "SASL_SSL",
+    "kafka_sasl_username": "svc",
+    "kafka_sasl_password": "Kq-long-password",
+    "reports_database_url": "postgresql+asyncpg://reports:Vk2-long-password@db/tb",
 }
 
 
@@ -34,7 +38,7 @@ def refused(service: str, **changes: object) -> str:
     return str(err.value)
 
 
-@pytest.mark.parametrize("service", ["billing", "payments", "documents", "notifications"])
+@pytest.mark.parametrize("service", ["billing", "payments", "documents", "notifications", "reports", "web"])
 def test_good_production_settings_start(service: str) -> None:
     production.check(Settings(**GOOD), service)
 
@@ -56,6 +60,9 @@ def test_development_accepts_the_local_defaults() -> None:
         ("payments", {"stripe_api_base": "http://127.0.0.1:8420"}, "STRIPE_API_BASE"),
         ("notifications", {"smtp_starttls": False}, "SMTP_TLS"),
         ("billing", {"web_dev_sign_in": True}, "WEB_DEV_SIGN_IN"),
+        ("web", {"web_dev_sign_in": True}, "WEB_DEV_SIGN_IN"),
+        ("reports", {"kafka_security_protocol": "PLAINTEXT"}, "KAFKA_SECURITY_PROTOCOL"),
+        ("billing", {"kafka_sasl_password": ""}, "KAFKA_SASL_PASSWORD"),
     ],
 )
 def test_each_weak_setting_is_refused_by_name(service: str, changes: dict, named: str) -> None:
