@@ -23,6 +23,7 @@ from shared.db import Database
 from shared.events import AuditRecorded, Envelope, Model
 from shared.http import (
     BodyGuard,
+    document_errors,
     install_error_handlers,
     install_metrics_middleware,
     metrics_route,
@@ -189,6 +190,7 @@ class Service:
         app = FastAPI(title=title, description=description, lifespan=lifespan, version="1", **docs)  # type: ignore[arg-type]
         app.state.service = self
         install_error_handlers(app)
+        document_errors(app)
         app.add_middleware(AuditContext)
         install_metrics_middleware(app, self.name)
         app.add_middleware(BodyGuard, max_bytes=self.settings.http_max_body_bytes)

@@ -7,6 +7,7 @@ the route is not for. Path ids are real records of practice A, so a 404 means "r
 
 import datetime as dt
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +38,8 @@ STAFF_ONLY = {
     ("POST", "/v1/payments/{payment_id}/refunds"), ("POST", "/v1/clients/{client_id}/credit-adjustments"),
     ("PUT", "/v1/clients/{client_id}/autopay"), ("POST", "/v1/autopay/run"), ("POST", "/v1/payer-remittances"),
     ("GET", "/v1/payer-reconciliation"), ("GET", "/v1/emails"), ("GET", "/v1/emails/{email_id}"),
-    ("POST", "/v1/emails/{email_id}/retry"),
+    ("POST", "/v1/emails/{email_id}/retry"), ("POST", "/v1/bills/{bill_id}/adjustments"),
+    ("POST", "/v1/bills/{bill_id}/adjustments/{adjustment_id}/reverse"),
 }  # fmt: skip
 STAFF_PREFIXES = ("/v1/reports", "/v1/journal", "/v1/audit")
 SERVICE_READS = {("GET", "/v1/documents"), ("GET", "/v1/documents/{document_id}"),
@@ -158,7 +160,7 @@ def fill(path: str, a: PracticeA) -> str:
     values = {**a.ids, "client_id": a.c1}
     for name, value in values.items():
         path = path.replace("{" + name + "}", value)
-    return path.replace("{card_id}", str(uuid.uuid4()))
+    return re.sub(r"\{[a-z_]+\}", lambda _: str(uuid.uuid4()), path)  # card_id, adjustment_id, ...
 
 
 def expected(who: str, method: str, route: str) -> set[int] | None:
