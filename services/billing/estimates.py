@@ -8,7 +8,7 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,6 +25,7 @@ from shared.events import (
     GoodFaithEstimateShared,
 )
 from shared.outbox import Outbox
+from shared.validation import Day, Id, RequestModel
 
 ESTIMATES = IssuedKind(
     name="good_faith_estimate",
@@ -35,7 +36,7 @@ ESTIMATES = IssuedKind(
 )
 
 
-class ItemIn(BaseModel):
+class ItemIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
     code: str = Field(min_length=1, max_length=20)
@@ -44,13 +45,13 @@ class ItemIn(BaseModel):
     quantity: Annotated[int, Field(strict=True, ge=1, le=1000)]
 
 
-class EstimateIn(BaseModel):
+class EstimateIn(RequestModel):
     model_config = ConfigDict(extra="forbid")
 
-    client_id: str = Field(min_length=1)
-    clinician_id: str = Field(min_length=1)
-    period_start: dt.date
-    period_end: dt.date
+    client_id: Id
+    clinician_id: Id
+    period_start: Day
+    period_end: Day
     items: list[ItemIn] = Field(min_length=1, max_length=100)
     diagnosis_codes: list[str] | None = Field(default=None, max_length=12)
     comments: str | None = Field(default=None, max_length=2000)
