@@ -65,7 +65,9 @@ def _document_id(raw: str) -> uuid.UUID:
 async def _visible(svc: Any, principal: Principal, document_id: str, *, with_pdf: bool = False) -> Any:
     async with svc.db.transaction() as session:
         fetch = repository.get_pdf if with_pdf else repository.get_document
-        row = await fetch(session, principal.practice_id, _document_id(document_id), shared_only=not principal.is_staff)
+        # notifications' service token attaches the PDF of a share before documents may have seen it
+        shared_only = principal.role == "client"
+        row = await fetch(session, principal.practice_id, _document_id(document_id), shared_only=shared_only)
     if row is None:
         raise not_found("document")
     ensure_client_access(principal, row.client_id, "document")
