@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command, context, op
 from alembic.config import Config
-from sqlalchemy import MetaData, pool
+from sqlalchemy import MetaData, pool, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -54,6 +54,9 @@ def run_env(metadata: MetaData) -> None:
             include_object=_not_version_table,
         )
         with context.begin_transaction():
+            # Replicas starting together would race to create the same tables: the first
+            # migrates, the others wait here and then find the schema at head.
+            connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"migrations:{schema}"})
             context.run_migrations()
 
     async def run() -> None:

@@ -1,0 +1,240 @@
+"""The fault injector. While the workload runs it injects one fault at a time at a random moment:
+SIGKILL of one replica, or of every replica of a service in the middle of the work it does
+(a consumer batch, an outbox publish, a render, an SMTP send, a Stripe call), the Kafka broker
+killed, Postgres stopped with `-m immediate`, Stripe unreachable or answering too late, the SMTP
+sink down. After each restart a canary goes through the whole chain (session → unbilled →
+bill → PDF → payment → bill paid → email sent); the time from the restart until it arrives is
+that fault's recovery time."""
+
+import asyncio
+import random
+import statistics
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+from bench.faults.client import Api, Upstream
+from bench.faults.infra import SERVICES, PrivateStack
+from bench.faults.stripe_proxy import StripeProxy
+from bench.faults.workload import MONTH, Client, ExpectedBill, Workload, client_event, session_event
+
+
+@dataclass
+class Recovery:
+    fault: str
+    seconds: float | None  # None: the canary never arrived
+
+
+@dataclass
+class Chaos:
+    stack: PrivateStack
+    proxy: StripeProxy
+    workload: Workload
+    rng: random.Random
+    injected: Counter = field(default_factory=Counter)
+    recoveries: list[Recovery] = field(default_factory=list)
+    canary_timeout: float = 120.0
+    _canary: Client | None = None
+    _canary_card: Client | None = None
+
+    @property
+    def api(self) -> Api:
+        return self.workload.api
+
+    @property
+    def upstream(self) -> Upstream:
+        return self.workload.upstream
+
+    async def setup(self) -> None:
+        run = uuid.uuid4().hex[:6]
+        self._canary = Client(f"client-canary-{run}", "canary", f"canary.{run}@example.com")
+        self._canary_card = Client(f"client-canarycard-{run}", "card", f"canarycard.{run}@example.com")
+        for c in (self._canary, self._canary_card):
+            await self.upstream.send(client_event(self.workload.practice, c), c.id)
+        self._canary_card.card_id = await self.workload.store_card(self._canary_card)
+
+    async def run(self, until: float) -> None:
+        kinds = [
+            (self.kill_one_replica, 30), (self.kill_during_batch, 8), (self.kill_during_relay, 8),
+            (self.kill_during_render, 8), (self.kill_during_smtp, 8), (self.kill_during_stripe_call, 8),
+            (self.kill_kafka, 6), (self.stop_postgres, 6), (self.stripe_down, 5), (self.stripe_answers_lost, 5),
+            (self.smtp_down, 5),
+        ]  # fmt: skip
+        funcs, weights = zip(*kinds, strict=True)
+        while time.monotonic() < until:
+            await asyncio.sleep(self.rng.uniform(0.2, 2.0))
+            fault = self.rng.choices(funcs, weights)[0]
+            name, restarted = await fault()
+            self.injected[name] += 1
+            recovery = Recovery(name, await self.canary(restarted))
+            self.recoveries.append(recovery)
+            took = f"{recovery.seconds:.1f} s" if recovery.seconds is not None else "NEVER"
+            print(f"  fault {sum(self.injected.values()):3d}: {name}; events flowing again after {took}", flush=True)
+
+    # --- faults: each returns its name and the monotonic time of the restart ---------------
+    async def _kill_and_restart(self, names: list[str]) -> float:
+        for name in names:
+            self.stack.kill(name)
+        await asyncio.sleep(self.rng.uniform(0.0, 1.5))
+        restarted = time.monotonic()
+        for name in names:
+            self.stack.start_service(name)
+        return restarted
+
+    async def kill_one_replica(self) -> tuple[str, float]:
+        service = self.rng.choice(SERVICES)
+        name = f"{service}-{self.rng.randrange(self.stack.replicas)}"
+        return f"kill -9 one {service} replica", await self._kill_and_restart([name])
+
+    async def kill_during_batch(self) -> tuple[str, float]:
+        """A burst of sessions, billing killed while it consumes them."""
+        c = self._canary
+        assert c is not None
+        for _ in range(60):
+            c.sessions += 1
+            ev = session_event(self.workload.practice, f"sess-{c.id}-{c.sessions}", c.id, MONTH, self.rng)
+            await self.upstream.send(ev, c.id)
+        await asyncio.sleep(self.rng.uniform(0.0, 0.3))
+        return "kill -9 billing mid-batch", await self._kill_and_restart(self.stack.replica_names("billing"))
+
+    async def _bill_for_canary(self, *, share: bool = False) -> ExpectedBill:
+        c = self._canary
+        assert c is not None
+        c.sessions += 1
+        sid = f"sess-{c.id}-{c.sessions}"
+        await self.upstream.send(session_event(self.workload.practice, sid, c.id, MONTH, self.rng), c.id)
+        await self.workload.wait_unbilled(c, [sid])
+        r = await self.api.post("billing", "/v1/bills", {"client_id": c.id, "session_ids": [sid], "responsibility": "client"},
+                                key=f"bill-{sid}")  # fmt: skip
+        assert r.status_code == 201, r.text
+        bill = ExpectedBill(r.json()["id"], c.id, r.json()["client_owes_cents"], number=r.json()["number"])
+        self.workload.model.bills[bill.id] = bill
+        self.workload.model.ops["bill created"] += 1
+        if share:
+            r = await self.api.post("billing", f"/v1/bills/{bill.id}/share", {}, key=f"share-{bill.id}")
+            assert r.status_code in (200, 202), r.text
+            bill.shared = True
+            self.workload.model.ops["bill shared"] += 1
+        return bill
+
+    async def kill_during_relay(self) -> tuple[str, float]:
+        """Billing killed right after a bill's commit: its outbox rows are being published."""
+        await self._bill_for_canary()
+        await asyncio.sleep(self.rng.uniform(0.0, 0.15))
+        return "kill -9 billing mid-relay", await self._kill_and_restart(self.stack.replica_names("billing"))
+
+    async def kill_during_render(self) -> tuple[str, float]:
+        await self._bill_for_canary()
+        await asyncio.sleep(self.rng.uniform(0.05, 0.5))
+        return "kill -9 documents mid-render", await self._kill_and_restart(self.stack.replica_names("documents"))
+
+    async def kill_during_smtp(self) -> tuple[str, float]:
+        await self._bill_for_canary(share=True)
+        await asyncio.sleep(self.rng.uniform(0.3, 1.5))
+        return "kill -9 notifications mid-send", await self._kill_and_restart(self.stack.replica_names("notifications"))
+
+    async def kill_during_stripe_call(self) -> tuple[str, float]:
+        """Payments killed while Stripe is executing its charge: the payment stays pending and
+        the reconciler of the restarted service must settle it with the same key and params."""
+        release = asyncio.Event()
+        self.proxy.held.clear()
+        self.proxy.hold = release
+        pay = asyncio.create_task(self._pay_online())
+        try:
+            await asyncio.wait_for(self.proxy.held.wait(), 60)
+        except TimeoutError:
+            pass
+        restarted = await self._kill_and_restart(self.stack.replica_names("payments"))
+        self.proxy.hold = None
+        release.set()
+        await pay
+        return "kill -9 payments mid-Stripe-call", restarted
+
+    async def _pay_online(self) -> None:
+        c = self._canary_card
+        assert c is not None
+        c.sessions += 1
+        sid = f"sess-{c.id}-{c.sessions}"
+        await self.upstream.send(session_event(self.workload.practice, sid, c.id, MONTH, self.rng), c.id)
+        await self.workload.wait_unbilled(c, [sid])
+        r = await self.api.post("billing", "/v1/bills", {"client_id": c.id, "session_ids": [sid], "responsibility": "client"},
+                                key=f"bill-{sid}")  # fmt: skip
+        assert r.status_code == 201, r.text
+        card_bill = ExpectedBill(r.json()["id"], c.id, r.json()["client_owes_cents"])
+        self.workload.model.bills[card_bill.id] = card_bill
+        await self.workload.pay(c, card_bill, card_bill.total_cents, "card", online=True)
+
+    async def kill_kafka(self) -> tuple[str, float]:
+        self.stack.kill("kafka")
+        await asyncio.sleep(self.rng.uniform(0.0, 2.0))
+        restarted = time.monotonic()
+        self.stack.spawn("kafka")
+        return "Kafka broker kill -9", restarted
+
+    async def stop_postgres(self) -> tuple[str, float]:
+        await asyncio.to_thread(self.stack.stop_postgres, "immediate")
+        await asyncio.sleep(self.rng.uniform(0.0, 2.0))
+        restarted = time.monotonic()
+        await self.stack.start_postgres()
+        return "Postgres stop -m immediate", restarted
+
+    async def stripe_down(self) -> tuple[str, float]:
+        await self.proxy.down()
+        if self.rng.random() < 0.5:
+            self.stack.kill("localstripe")
+            await self.stack.start_localstripe()
+        await asyncio.sleep(self.rng.uniform(2.0, 8.0))
+        restarted = time.monotonic()
+        await self.proxy.up()
+        return "Stripe unreachable", restarted
+
+    async def stripe_answers_lost(self) -> tuple[str, float]:
+        self.proxy.lose_answers = self.rng.randint(1, 3)
+        await asyncio.sleep(self.rng.uniform(2.0, 6.0))
+        self.proxy.lose_answers = 0
+        return "Stripe answers lost (timeout)", time.monotonic()
+
+    async def smtp_down(self) -> tuple[str, float]:
+        self.stack.kill("smtp")
+        await asyncio.sleep(self.rng.uniform(2.0, 8.0))
+        restarted = time.monotonic()
+        await self.stack.start_smtp()
+        return "SMTP sink down", restarted
+
+    # --- recovery -----------------------------------------------------------------------------
+    async def canary(self, restarted: float) -> float | None:
+        """Seconds from the restart until a canary started after it has gone the whole way."""
+        try:
+            await asyncio.wait_for(self._canary_flow(), self.canary_timeout)
+        except (TimeoutError, AssertionError):
+            return None
+        return time.monotonic() - restarted
+
+    async def _canary_flow(self) -> None:
+        c = self._canary
+        assert c is not None
+        bill = await self._bill_for_canary(share=True)
+        await self.wait(lambda b: b.get("document_id"), bill.id)
+        await self.workload.pay(c, bill, bill.total_cents, "cash")
+        await self.wait(lambda b: b["status"] == "paid", bill.id)
+        subject = f"#{bill.number} "
+        while True:
+            emails = await self.api.all_items("notifications", "/v1/emails", client_id=c.id)
+            if any(e["kind"] == "bill_shared" and e["status"] == "sent" and subject in e["subject"] for e in emails):
+                return
+            await asyncio.sleep(0.2)
+
+    async def wait(self, ok, bill_id: str) -> dict:
+        while True:
+            bill = await self.api.get("billing", f"/v1/bills/{bill_id}")
+            if ok(bill):
+                return bill
+            await asyncio.sleep(0.1)
+
+    def recovery_stats(self) -> tuple[float | None, float | None, int]:
+        done = [r.seconds for r in self.recoveries if r.seconds is not None]
+        never = sum(1 for r in self.recoveries if r.seconds is None)
+        if not done:
+            return None, None, never
+        return statistics.median(done), max(done), never
