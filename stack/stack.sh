@@ -3,7 +3,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-STATE="$ROOT/.stack"
+STATE="${DEV_STATE:-$ROOT/.stack}"
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
 mkdir -p "$STATE/run" "$STATE/log" "$STATE/mail/tmp" "$STATE/mail/new" "$STATE/mail/cur"
@@ -21,7 +21,15 @@ wait_port() { # port seconds name
   echo "$3 did not open port $1 within $2 s; see $STATE/log" >&2; return 1
 }
 
-running() { [ -f "$STATE/run/$1.pid" ] && kill -0 "$(cat "$STATE/run/$1.pid")" 2>/dev/null; }
+# A process state of its own: a killed process whose parent has not reaped it yet is a zombie
+# (Z), which `kill -0` still counts as alive. Dead (X) and zombie both mean "down".
+proc_state() { awk '{ sub(/^.*\) /, ""); print substr($0, 1, 1) }' "/proc/$1/stat" 2>/dev/null; }
+
+running() {
+  [ -f "$STATE/run/$1.pid" ] || return 1
+  local state; state=$(proc_state "$(cat "$STATE/run/$1.pid")")
+  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
 
 start_bg() { # name command...: start a daemon unless running, record its pid
   local name=$1; shift
@@ -151,16 +159,57 @@ infra_up() {
   "$PY" -m shared.admin setup
 }
 
-SERVICES=(billing payments documents notifications reports web)
+# DEV_SERVICES="billing payments" runs a subset (the others elsewhere, or not needed).
+read -r -a SERVICES <<<"${DEV_SERVICES:-billing payments documents notifications reports web}"
+
+start_missing() {
+  # Exactly what is down is (re)started; a running service is left alone.
+  for s in "${SERVICES[@]}"; do
+    if ! running "svc-$s"; then
+      [ -f "$STATE/run/svc-$s.pid" ] && log "$s is down (pid $(cat "$STATE/run/svc-$s.pid")): restarting"
+      start_bg "svc-$s" "$PY" -m "services.$s"
+    fi
+  done
+}
 
 services_up() {
-  for s in "${SERVICES[@]}"; do
-    if ! running "svc-$s"; then start_bg "svc-$s" "$PY" -m "services.$s"; fi
-  done
+  start_missing
   for s in "${SERVICES[@]}"; do
     "$PY" -m shared.admin wait-ready "$s" 60 || { tail -30 "$STATE/log/svc-$s.log" >&2; exit 1; }
   done
   log "services: billing :8001, payments :8002, documents :8003, notifications :8004, reports :8005, web console http://localhost:8000 (logs in .stack/log)"
+}
+
+supervise() {
+  # Keep every service running: one that exits (or lingers as a zombie) is restarted after a
+  # backoff that doubles from SUPERVISE_BACKOFF_S up to SUPERVISE_BACKOFF_MAX_S while it keeps
+  # dying, and resets once it has stayed up SUPERVISE_STABLE_S. Ctrl-C stops supervising only.
+  local base="${SUPERVISE_BACKOFF_S:-1}" max="${SUPERVISE_BACKOFF_MAX_S:-60}" stable="${SUPERVISE_STABLE_S:-60}"
+  declare -A delay=() due=() since=()
+  local s now
+  log "supervising ${SERVICES[*]} (Ctrl-C stops supervising; ./dev stop stops the services)"
+  trap 'log "supervisor stopped; services keep running"; exit 0' INT TERM
+  for s in "${SERVICES[@]}"; do delay[$s]=$base; since[$s]=$SECONDS; done
+  while true; do
+    now=$SECONDS
+    for s in "${SERVICES[@]}"; do
+      if running "svc-$s"; then
+        if (( now - ${since[$s]} >= stable )); then delay[$s]=$base; fi
+        continue
+      fi
+      if [ -z "${due[$s]:-}" ]; then
+        due[$s]=$((now + ${delay[$s]}))
+        log "$s exited (pid $(cat "$STATE/run/svc-$s.pid" 2>/dev/null)); restarting in ${delay[$s]} s"
+      elif (( now >= ${due[$s]} )); then
+        start_bg "svc-$s" "$PY" -m "services.$s"
+        log "$s restarted (pid $(cat "$STATE/run/svc-$s.pid"))"
+        unset "due[$s]"
+        since[$s]=$now
+        delay[$s]=$(( ${delay[$s]} * 2 > max ? max : ${delay[$s]} * 2 ))
+      fi
+    done
+    sleep 0.5
+  done
 }
 
 stop_all() {
@@ -174,7 +223,9 @@ stop_all() {
 
 status() {
   for n in kafka localstripe smtp "${SERVICES[@]/#/svc-}"; do
-    if running "$n"; then echo "$n: running (pid $(cat "$STATE/run/$n.pid"))"; else echo "$n: stopped"; fi
+    if running "$n"; then echo "$n: running (pid $(cat "$STATE/run/$n.pid"))"
+    elif [ -f "$STATE/run/$n.pid" ]; then echo "$n: DOWN (pid $(cat "$STATE/run/$n.pid") $( [ "$(proc_state "$(cat "$STATE/run/$n.pid")")" = Z ] && echo "is a zombie" || echo "exited"))"
+    else echo "$n: stopped"; fi
   done
   pg_lsclusters
 }
@@ -208,10 +259,11 @@ run_tests() {
 cmd="${1:-up}"; shift || true
 case "$cmd" in
   infra) infra_up ;;
-  up) infra_up; services_up ;;
+  up) infra_up; if [ "${1:-}" = --supervise ]; then start_missing; supervise; else services_up; fi ;;
+  services) if [ "${1:-}" = --supervise ]; then start_missing; supervise; else services_up; fi ;;
   demo) infra_up; services_up; "$PY" -m scripts.demo "$@" ;;
   test) run_tests "$@" ;;
   stop) stop_all ;;
   status) status ;;
-  *) echo "usage: ./dev demo|test|up|infra|stop|status" >&2; exit 2 ;;
+  *) echo "usage: ./dev demo|test|up [--supervise]|services [--supervise]|infra|stop|status" >&2; exit 2 ;;
 esac

@@ -17,6 +17,12 @@ from shared import admin, topics
 from shared.consumer import consumer_group
 from shared.kafka import client_options
 from shared.settings import Settings
+from tests.guard import (  # noqa: F401  (the session-wide guard: fixtures and its collection hook)
+    dlq_reader,
+    error_records,
+    no_unexpected_dlq_or_error,
+    pytest_collection_modifyitems,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from email.message import Message
@@ -19,6 +19,7 @@ from aiosmtpd.controller import Controller
 
 from shared.admin import SERVICES, wait_ready
 from shared.settings import Settings
+from tests.guard import PROCESS_LOGS
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGS = ROOT / ".stack" / "log"
@@ -59,8 +60,16 @@ class Stack:
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.settings.http_port(service)}"
 
+    def log_path(self, service: str) -> Path:
+        """One file per run and service: concurrent runs on one machine do not mix their logs,
+        and the session guard (tests/guard.py) reads this run's ERROR lines from it."""
+        return LOGS / f"e2e-{self.settings.topic_prefix.replace('.', '-')}{service}.log"
+
     def start(self, service: str) -> None:
-        log = open(LOGS / f"e2e-{service}.log", "ab")
+        path = self.log_path(service)
+        if path not in PROCESS_LOGS:
+            PROCESS_LOGS.append(path)
+        log = open(path, "ab")
         self.processes[service] = subprocess.Popen(
             [sys.executable, "-m", f"services.{service}"], cwd=ROOT, env=self.env, stdout=log, stderr=log
         )
@@ -81,7 +90,7 @@ class Stack:
 
     async def ready(self, service: str) -> None:
         if not await wait_ready(service, READY_SECONDS, self.settings):
-            log = (LOGS / f"e2e-{service}.log").read_text()[-3000:]
+            log = self.log_path(service).read_text()[-3000:]
             raise AssertionError(f"{service} not ready:\n{log}")
 
 
@@ -98,8 +107,15 @@ def smtp_server() -> Iterator[tuple[SmtpInbox, int]]:
 
 
 @asynccontextmanager
-async def running_services(base: Settings, inbox: SmtpInbox, smtp_port: int) -> AsyncIterator[Stack]:
-    """Start the four services against `base`'s database and topics; stop them afterwards."""
+async def running_services(
+    base: Settings,
+    inbox: SmtpInbox,
+    smtp_port: int,
+    *,
+    services: Sequence[str] = SERVICES,
+    extra_env: dict[str, str] | None = None,
+) -> AsyncIterator[Stack]:
+    """Start the services against `base`'s database and topics; stop them afterwards."""
     ports = {s: free_port() for s in SERVICES}
     settings = base.model_copy(
         update={
@@ -120,13 +136,14 @@ async def running_services(base: Settings, inbox: SmtpInbox, smtp_port: int) -> 
         "OUTBOX_POLL_MS": "20",
         "LOG_LEVEL": "INFO",
         **{f"{s.upper()}_PORT": str(p) for s, p in ports.items()},
+        **(extra_env or {}),
     }
     LOGS.mkdir(parents=True, exist_ok=True)
     stack = Stack(settings, env, inbox)
-    for service in SERVICES:
+    for service in services:
         stack.start(service)
     try:
-        await asyncio.gather(*(stack.ready(s) for s in SERVICES))
+        await asyncio.gather(*(stack.ready(s) for s in services))
         yield stack
     finally:
         for service in list(stack.processes):

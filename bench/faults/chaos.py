@@ -56,11 +56,18 @@ class Chaos:
 
     async def run(self, until: float) -> None:
         kinds = [
-            (self.kill_one_replica, 30), (self.kill_during_batch, 8), (self.kill_during_relay, 8),
-            (self.kill_during_render, 8), (self.kill_during_smtp, 8), (self.kill_during_stripe_call, 8),
-            (self.kill_kafka, 6), (self.stop_postgres, 6), (self.stripe_down, 5), (self.stripe_answers_lost, 5),
+            (self.kill_one_replica, 30),
+            (self.kill_during_batch, 8),
+            (self.kill_during_relay, 8),
+            (self.kill_during_render, 8),
+            (self.kill_during_smtp, 8),
+            (self.kill_during_stripe_call, 8),
+            (self.kill_kafka, 6),
+            (self.stop_postgres, 6),
+            (self.stripe_down, 5),
+            (self.stripe_answers_lost, 5),
             (self.smtp_down, 5),
-        ]  # fmt: skip
+        ]
         funcs, weights = zip(*kinds, strict=True)
         while time.monotonic() < until:
             await asyncio.sleep(self.rng.uniform(0.2, 2.0))
@@ -105,8 +112,12 @@ class Chaos:
         sid = f"sess-{c.id}-{c.sessions}"
         await self.upstream.send(session_event(self.workload.practice, sid, c.id, MONTH, self.rng), c.id)
         await self.workload.wait_unbilled(c, [sid])
-        r = await self.api.post("billing", "/v1/bills", {"client_id": c.id, "session_ids": [sid], "responsibility": "client"},
-                                key=f"bill-{sid}")  # fmt: skip
+        r = await self.api.post(
+            "billing",
+            "/v1/bills",
+            {"client_id": c.id, "session_ids": [sid], "responsibility": "client"},
+            key=f"bill-{sid}",
+        )
         assert r.status_code == 201, r.text
         bill = ExpectedBill(r.json()["id"], c.id, r.json()["client_owes_cents"], number=r.json()["number"])
         self.workload.model.bills[bill.id] = bill
@@ -158,8 +169,12 @@ class Chaos:
         sid = f"sess-{c.id}-{c.sessions}"
         await self.upstream.send(session_event(self.workload.practice, sid, c.id, MONTH, self.rng), c.id)
         await self.workload.wait_unbilled(c, [sid])
-        r = await self.api.post("billing", "/v1/bills", {"client_id": c.id, "session_ids": [sid], "responsibility": "client"},
-                                key=f"bill-{sid}")  # fmt: skip
+        r = await self.api.post(
+            "billing",
+            "/v1/bills",
+            {"client_id": c.id, "session_ids": [sid], "responsibility": "client"},
+            key=f"bill-{sid}",
+        )
         assert r.status_code == 201, r.text
         card_bill = ExpectedBill(r.json()["id"], c.id, r.json()["client_owes_cents"])
         self.workload.model.bills[card_bill.id] = card_bill

@@ -216,6 +216,9 @@ class PrivateStack:
         return subprocess.run(self._as_postgres(argv), capture_output=True, text=True, cwd="/")
 
     async def start_postgres(self) -> None:
+        await asyncio.to_thread(self._start_postgres)
+
+    def _start_postgres(self) -> None:
         data, sock = self.directory / "pg", self.directory / "pgsock"
         if not (data / "PG_VERSION").exists():
             data.mkdir(parents=True, exist_ok=True)
@@ -245,42 +248,63 @@ class PrivateStack:
         props.write_text(f"{text}\nlog.dirs={data}\n")
         return props
 
+    @staticmethod
+    def _format_kafka(cp: str, props: Path) -> None:
+        tool = ["java", "-Xmx256m", "-cp", cp, "kafka.tools.StorageTool"]
+        cid = subprocess.run([*tool, "random-uuid"], capture_output=True, text=True).stdout.split()[-1]
+        subprocess.run([*tool, "format", "--standalone", "-t", cid, "-c", str(props)], check=True, capture_output=True)
+
     async def start_kafka(self) -> None:
         libs = os.environ.get("FAULTS_KAFKA_LIBS", str(ROOT / ".stack" / "kafka" / "libs"))
         cp = f"{libs}/*"
         props = self._kafka_props()
         if not (self.directory / "kafka" / "meta.properties").exists():
-            cid = subprocess.run(
-                ["java", "-cp", cp, "kafka.tools.StorageTool", "random-uuid"], capture_output=True, text=True
-            ).stdout.split()[-1]
-            subprocess.run(
-                ["java", "-Xmx256m", "-cp", cp, "kafka.tools.StorageTool", "format", "--standalone",
-                 "-t", cid, "-c", str(props)],
-                check=True, capture_output=True,
-            )  # fmt: skip
+            await asyncio.to_thread(self._format_kafka, cp, props)
         self.procs.setdefault(
             "kafka",
             Proc(
                 "kafka",
-                ["java", "-Xms256m", "-Xmx512m", "-XX:+UseG1GC",
-                 f"-Dlog4j2.configurationFile={ROOT / 'stack' / 'kafka' / 'log4j2.properties'}",
-                 "-cp", cp, "kafka.Kafka", str(props)],
+                [
+                    "java",
+                    "-Xms256m",
+                    "-Xmx512m",
+                    "-XX:+UseG1GC",
+                    f"-Dlog4j2.configurationFile={ROOT / 'stack' / 'kafka' / 'log4j2.properties'}",
+                    "-cp",
+                    cp,
+                    "kafka.Kafka",
+                    str(props),
+                ],
             ),
-        )  # fmt: skip
+        )
         self.spawn("kafka")
         await wait_port(self.ports.kafka, 180, "kafka")
 
     # --- localstripe and the SMTP sink ----------------------------------------------------
     async def start_localstripe(self, *, from_scratch: bool = False) -> None:
-        argv = [sys.executable, "-m", "bench.faults.localstripe_server", "--port", str(self.ports.localstripe),
-                "--state", str(self.directory / "localstripe.pickle")]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.faults.localstripe_server",
+            "--port",
+            str(self.ports.localstripe),
+            "--state",
+            str(self.directory / "localstripe.pickle"),
+        ]
         self.procs["localstripe"] = Proc("localstripe", argv + (["--from-scratch"] if from_scratch else []))
         self.spawn("localstripe")
         await wait_port(self.ports.localstripe, 30, "localstripe")
 
     async def start_smtp(self) -> None:
-        argv = [sys.executable, "-m", "bench.faults.sink", "--port", str(self.ports.smtp),
-                "--maildir", str(self.maildir)]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.faults.sink",
+            "--port",
+            str(self.ports.smtp),
+            "--maildir",
+            str(self.maildir),
+        ]
         self.procs.setdefault("smtp", Proc("smtp", argv))
         self.spawn("smtp")
         await wait_port(self.ports.smtp, 30, "smtp sink")

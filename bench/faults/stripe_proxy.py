@@ -108,8 +108,11 @@ class StripeProxy:
         if cached is not None:
             if cached.params != params:
                 self._record("POST", path, key, params, 400, replayed=False, lost=False)
-                return _stripe_error(400, f"Keys for idempotent requests can only be used with the same parameters "
-                                          f"they were first used with. Try using a key other than '{key}'.")  # fmt: skip
+                return _stripe_error(
+                    400,
+                    f"Keys for idempotent requests can only be used with the same parameters "
+                    f"they were first used with. Try using a key other than '{key}'.",
+                )
             self._record("POST", path, key, params, cached.status, replayed=True, lost=False)
             return web.Response(
                 status=cached.status, body=cached.body, headers={**cached.headers, "Idempotent-Replayed": "true"}
@@ -144,7 +147,7 @@ class StripeProxy:
                 out = await resp.read()
                 kept = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_HEADERS}
                 return resp.status, out, kept
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             return (
                 502,
                 json.dumps({"error": {"type": "api_error", "message": "Stripe unreachable"}}).encode(),
