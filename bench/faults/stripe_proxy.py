@@ -30,7 +30,7 @@ class Recorded:
     status: int
     replayed: bool
     lost: bool
-    at: float
+    at: float  # when the request arrived (records are appended when answered)
 
 
 @dataclass
@@ -96,29 +96,30 @@ class StripeProxy:
         return sorted(k for k, v in seen.items() if len(v) > 1)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        arrived = time.monotonic()
         body = await request.read()
         key = request.headers.get("Idempotency-Key")
         params = tuple(sorted(parse_qsl(body.decode(), keep_blank_values=True))) if body else ()
         path = request.path_qs
         if request.method != "POST" or not key:
             status, out, headers = await self._forward(request, body)
-            self._record(request.method, path, key, params, status, replayed=False, lost=False)
+            self._record(arrived, request.method, path, key, params, status, replayed=False, lost=False)
             return web.Response(status=status, body=out, headers=headers)
         cached = self._cache.get(key)
         if cached is not None:
             if cached.params != params:
-                self._record("POST", path, key, params, 400, replayed=False, lost=False)
+                self._record(arrived, "POST", path, key, params, 400, replayed=False, lost=False)
                 return _stripe_error(
                     400,
                     f"Keys for idempotent requests can only be used with the same parameters "
                     f"they were first used with. Try using a key other than '{key}'.",
                 )
-            self._record("POST", path, key, params, cached.status, replayed=True, lost=False)
+            self._record(arrived, "POST", path, key, params, cached.status, replayed=True, lost=False)
             return web.Response(
                 status=cached.status, body=cached.body, headers={**cached.headers, "Idempotent-Replayed": "true"}
             )
         if key in self._in_flight:
-            self._record("POST", path, key, params, 409, replayed=False, lost=False)
+            self._record(arrived, "POST", path, key, params, 409, replayed=False, lost=False)
             return _stripe_error(409, "There is currently another in-progress request using this Idempotency-Key.")
         self._in_flight.add(key)
         try:
@@ -131,7 +132,7 @@ class StripeProxy:
         finally:
             self._in_flight.discard(key)
         lost = self.lose_answers > 0
-        self._record("POST", path, key, params, status, replayed=False, lost=lost)
+        self._record(arrived, "POST", path, key, params, status, replayed=False, lost=lost)
         if lost:
             self.lose_answers -= 1
             await asyncio.sleep(self.lose_delay)  # Stripe acted; the caller gives up waiting
@@ -155,9 +156,18 @@ class StripeProxy:
             )
 
     def _record(
-        self, method: str, path: str, key: str | None, params: Any, status: int, *, replayed: bool, lost: bool
+        self,
+        arrived: float,
+        method: str,
+        path: str,
+        key: str | None,
+        params: Any,
+        status: int,
+        *,
+        replayed: bool,
+        lost: bool,
     ) -> None:
-        self.records.append(Recorded(method, path, key, params, status, replayed, lost, time.monotonic()))
+        self.records.append(Recorded(method, path, key, params, status, replayed, lost, arrived))
 
 
 def _stripe_error(status: int, message: str) -> web.Response:
