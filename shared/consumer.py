@@ -44,9 +44,12 @@ def consumer_group(settings: Settings, service: str, topic: str) -> str:
     return f"{settings.topic_prefix}{service}.{topic}"
 
 
-RETRY_SQLSTATES = frozenset({"40001", "40P01"})
+RETRY_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03", "53300"})
 """Serialization failure and deadlock: Postgres aborted the transaction because of another
-one, not because of the message; running it again succeeds."""
+one, not because of the message; running it again succeeds. Likewise a server shutting down,
+crashed or still starting up ("the database system is starting up"), or out of connections."""
+RETRY_SQLSTATE_CLASSES = ("08",)
+"""Connection exceptions."""
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -56,7 +59,8 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if not isinstance(exc, DBAPIError):
         return False
-    return exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) in RETRY_SQLSTATES
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+    return exc.connection_invalidated or sqlstate in RETRY_SQLSTATES or sqlstate.startswith(RETRY_SQLSTATE_CLASSES)
 
 
 @dataclass

@@ -113,14 +113,16 @@ def print_table(args, chaos: Chaos, workload: Workload, report: Report, calm: bo
     p50, worst, never = chaos.recovery_stats()
     ops = workload.model.ops
     print(f"\nfault workload: seed {args.seed}, {args.minutes:g} min, {args.replicas} replicas per service")
-    print(f"\nfaults injected: {sum(chaos.injected.values())}")
+    print(f"\nfaults injected: {sum(chaos.injected.values())}  (recovery: restart → events flowing, p50 / max)")
     for name, n in sorted(chaos.injected.items(), key=lambda x: -x[1]):
-        print(f"  {n:5d}  {name}")
+        f50, fmax, fnever = chaos.recovery_stats(name)
+        rec = f"{f50:5.1f} / {fmax:5.1f} s" if f50 is not None else "  n/a"
+        print(f"  {n:5d}  {name:40s} {rec}{f'  ({fnever} never)' if fnever else ''}")
     print(f"operations done: {sum(ops.values())}")
     for name, n in sorted(ops.items(), key=lambda x: -x[1]):
         print(f"  {n:5d}  {name}")
     print(f"\n{'check':48s} {'lost':>5s} {'doubled':>8s}  detail")
-    for row in report.rows:
+    for row in report.rows + report.notes:
         print(f"{row.what:48s} {row.lost:5d} {row.doubled:8d}  {row.detail}")
     retried = proxy.retries_with_other_params()
     print(f"{'Stripe retries with other parameters':48s} {len(retried):5d} {'':8s}  (real Stripe refuses them)")
