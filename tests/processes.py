@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -28,12 +29,18 @@ READY_SECONDS = 120
 
 
 class SmtpInbox:
-    """aiosmtpd handler keeping every accepted message."""
+    """aiosmtpd handler keeping every accepted message. A test can make it slow (`pause_s`) and
+    wait on `receiving` to kill a sender in the middle of an SMTP send."""
 
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.pause_s = 0.0
+        self.receiving = threading.Event()  # set from the SMTP server's own thread
 
     async def handle_DATA(self, server, session, envelope) -> str:
+        self.receiving.set()
+        if self.pause_s:
+            await asyncio.sleep(self.pause_s)
         msg = email.message_from_bytes(envelope.content)
         msg["X-Envelope-To"] = ",".join(envelope.rcpt_tos)
         msg["X-Accepted-At"] = repr(time.time())

@@ -7,6 +7,7 @@ doubling or drift (or a fault after which events never flowed again)."""
 import argparse
 import asyncio
 import datetime as dt
+import logging
 import os
 import random
 import signal
@@ -141,6 +142,8 @@ def print_table(args, chaos: Chaos, workload: Workload, report: Report, calm: bo
 
 
 def main() -> None:
+    # The producer's reconnect chatter while the broker is down is expected here.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     sys.exit(asyncio.run(run(parse(sys.argv[1:]))))
 
 

@@ -12,10 +12,11 @@ import statistics
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bench.faults.client import Api, Upstream
-from bench.faults.infra import SERVICES, PrivateStack
+from bench.faults.infra import SERVICES, PrivateStack, wait_port
 from bench.faults.stripe_proxy import StripeProxy
 from bench.faults.workload import MONTH, Client, ExpectedBill, Workload, client_event, session_event
 
@@ -45,7 +46,13 @@ class Chaos:
     rng: random.Random
     injected: Counter = field(default_factory=Counter)
     recoveries: list[Recovery] = field(default_factory=list)
-    canary_timeout: float = 120.0
+    canary_timeout: float = 300.0
+    mean_interval: float = 4.0  # seconds between faults, on average (exponential)
+    max_in_flight: int = 3
+    _infra_down: bool = False
+    _busy: set[str] = field(default_factory=set)
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _stripe_hold: asyncio.Lock = field(default_factory=asyncio.Lock)
     _canary: Client | None = None
     _canary_card: Client | None = None
 
@@ -80,24 +87,53 @@ class Chaos:
             (self.smtp_down, 5),
         ]
         funcs, weights = zip(*kinds, strict=True)
+        in_flight: set[asyncio.Task] = set()
         while time.monotonic() < until:
-            await asyncio.sleep(self.rng.uniform(0.2, 2.0))
+            await asyncio.sleep(self.rng.expovariate(1 / self.mean_interval))
+            if len(in_flight) >= self.max_in_flight:
+                continue
             fault = self.rng.choices(funcs, weights)[0]
+            if fault in (self.kill_kafka, self.stop_postgres) and self._infra_down:
+                continue  # one broker or database outage at a time
+            if fault in (self.smtp_down, self.stripe_down) and fault.__name__ in self._busy:
+                continue
+            task = asyncio.create_task(self._inject(fault))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+        await asyncio.gather(*in_flight)
+
+    async def _inject(self, fault: Callable[[], Awaitable[tuple[str, float]]]) -> None:
+        """One fault and then its recovery, measured by a canary that starts after the restart.
+        Faults overlap (up to `max_in_flight`), as they would in a bad hour."""
+        self._busy.add(fault.__name__)
+        try:
             name, restarted = await fault()
-            self.injected[name] += 1
-            recovery = Recovery(name, await self.canary(restarted, needs(name)))
-            self.recoveries.append(recovery)
-            took = f"{recovery.seconds:.1f} s" if recovery.seconds is not None else "NEVER"
-            print(f"  fault {sum(self.injected.values()):3d}: {name}; events flowing again after {took}", flush=True)
+        finally:
+            self._busy.discard(fault.__name__)
+        self.injected[name] += 1
+        n = sum(self.injected.values())
+        recovery = Recovery(name, await self.canary(restarted, needs(name)))
+        self.recoveries.append(recovery)
+        took = f"{recovery.seconds:.1f} s" if recovery.seconds is not None else "NEVER"
+        print(f"  fault {n:3d}: {name}; events flowing again after {took}", flush=True)
 
     # --- faults: each returns its name and the monotonic time of the restart ---------------
     async def _kill_and_restart(self, names: list[str]) -> float:
-        for name in names:
-            self.stack.kill(name)
-        await asyncio.sleep(self.rng.uniform(0.0, 1.5))
-        restarted = time.monotonic()
-        for name in names:
-            self.stack.start_service(name)
+        """Overlapping faults on one process take turns, so each kill is followed by exactly
+        one start."""
+        locks = [self._locks.setdefault(n, asyncio.Lock()) for n in sorted(names)]
+        for lock in locks:
+            await lock.acquire()
+        try:
+            for name in names:
+                self.stack.kill(name)
+            await asyncio.sleep(self.rng.uniform(0.0, 1.5))
+            restarted = time.monotonic()
+            for name in names:
+                self.stack.start_service(name)
+        finally:
+            for lock in locks:
+                lock.release()
         return restarted
 
     async def kill_one_replica(self) -> tuple[str, float]:
@@ -159,6 +195,12 @@ class Chaos:
     async def kill_during_stripe_call(self) -> tuple[str, float]:
         """Payments killed while Stripe is executing its charge: the payment stays pending and
         the reconciler of the restarted service must settle it with the same key and params."""
+        if self._stripe_hold.locked():
+            return await self.kill_one_replica()
+        async with self._stripe_hold:
+            return await self._kill_during_stripe_call()
+
+    async def _kill_during_stripe_call(self) -> tuple[str, float]:
         release = asyncio.Event()
         self.proxy.held.clear()
         self.proxy.hold = release
@@ -192,17 +234,26 @@ class Chaos:
         await self.workload.pay(c, card_bill, card_bill.total_cents, "card", online=True)
 
     async def kill_kafka(self) -> tuple[str, float]:
-        self.stack.kill("kafka")
-        await asyncio.sleep(self.rng.uniform(0.0, 2.0))
-        restarted = time.monotonic()
-        self.stack.spawn("kafka")
+        self._infra_down = True
+        try:
+            self.stack.kill("kafka")
+            await asyncio.sleep(self.rng.uniform(0.0, 2.0))
+            restarted = time.monotonic()
+            self.stack.spawn("kafka")
+            await wait_port(self.stack.ports.kafka, 300, "kafka")
+        finally:
+            self._infra_down = False
         return "Kafka broker kill -9", restarted
 
     async def stop_postgres(self) -> tuple[str, float]:
-        await asyncio.to_thread(self.stack.stop_postgres, "immediate")
-        await asyncio.sleep(self.rng.uniform(0.0, 2.0))
-        restarted = time.monotonic()
-        await self.stack.start_postgres()
+        self._infra_down = True
+        try:
+            await asyncio.to_thread(self.stack.stop_postgres, "immediate")
+            await asyncio.sleep(self.rng.uniform(0.0, 2.0))
+            restarted = time.monotonic()
+            await self.stack.start_postgres()
+        finally:
+            self._infra_down = False
         return "Postgres stop -m immediate", restarted
 
     async def stripe_down(self) -> tuple[str, float]:
@@ -233,7 +284,8 @@ class Chaos:
         """Seconds from the restart until a canary started after it has come through."""
         try:
             await asyncio.wait_for(self._canary_flow(parts), self.canary_timeout)
-        except (TimeoutError, AssertionError):
+        except (TimeoutError, AssertionError) as exc:
+            print(f"  canary did not come through: {type(exc).__name__} {str(exc)[:300]}", flush=True)
             return None
         return time.monotonic() - restarted
 

@@ -304,7 +304,13 @@ class Workload:
             body |= {"online": True, "card_id": c.card_id}
         if method == "check":
             body["reference"] = f"check {self.rng.randint(1000, 9999)}"
-        r = await self.api.post("payments", "/v1/payments", body, key=f"pay-{uuid.UUID(int=self.rng.getrandbits(128))}")
+        key = f"pay-{uuid.UUID(int=self.rng.getrandbits(128))}"
+        r = await self.api.post("payments", "/v1/payments", body, key=key)
+        for _ in range(240):  # a bill created a moment ago reaches payments eventually (broker down...)
+            if r.status_code != 404:
+                break
+            await asyncio.sleep(1)
+            r = await self.api.post("payments", "/v1/payments", body, key=key)
         assert r.status_code == 201, r.text
         payment = r.json()
         bill.paid_cents += amount

@@ -58,3 +58,18 @@ def test_compose_does_not_ship_the_dev_secret_on_all_interfaces() -> None:
         env = svc.get("environment") or {}
         if env.get("HTTP_HOST") == "0.0.0.0":
             assert str(env.get("AUTH_SECRET", "")).startswith("${AUTH_SECRET:?"), f"{name} has a default secret"
+
+
+def test_every_long_running_container_is_restarted_when_it_dies() -> None:
+    """As an operator expects: a crashed or OOM-killed container comes back; `docker compose
+    stop` keeps it stopped."""
+    services = compose()["services"]
+    long_running = {name for name in services if name != "setup"}
+    assert {"postgres", "kafka", "billing", "payments", "documents", "notifications"} <= long_running
+    assert {name: services[name].get("restart") for name in long_running} == dict.fromkeys(
+        long_running, "unless-stopped"
+    )
+
+
+def test_the_setup_job_is_retried_until_it_succeeds() -> None:
+    assert compose()["services"]["setup"]["restart"] == "on-failure"

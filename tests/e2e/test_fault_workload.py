@@ -1,0 +1,52 @@
+"""The fault workload's two-minute version (bench/faults, README "Faults"): a seeded practice
+month through the contract on a private stack (own Postgres, Kafka, localstripe, SMTP sink, two
+replicas of every service) while services, the broker, the database, Stripe and SMTP are killed
+at random moments. Fails on any loss, doubling or drift, or a fault after which events never
+flowed again. Costs about five minutes on two busy cores (most of it starting the stack)."""
+
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.processes import ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def _closed(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def free_base_port(span: int = 60) -> int:
+    """A base port with `span` free ports above it (the private stack's ports)."""
+    for _ in range(50):
+        base = random.randrange(20000, 40000)
+        if all(_closed(base + i) for i in range(span)):
+            return base
+    raise RuntimeError("no free port range")
+
+
+@pytest.fixture
+def faults_dir() -> Iterator[Path]:
+    """Under the project (the private Postgres runs as the postgres user, which cannot enter
+    pytest's tmp directories)."""
+    path = ROOT / ".stack" / f"faults-test-{uuid.uuid4().hex[:8]}"
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_two_minutes_of_faults_lose_nothing_double_nothing_drift_nothing(faults_dir: Path) -> None:
+    argv = [sys.executable, "-m", "bench.faults", "--minutes", "2", "--seed", "7",
+            "--base-port", str(free_base_port()), "--dir", str(faults_dir)]  # fmt: skip
+    result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=1500)
+    print(result.stdout)
+    assert result.returncode == 0, f"{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+    assert "result: 0 lost, 0 doubled, 0 drift" in result.stdout
