@@ -285,7 +285,7 @@ class Workload:
     async def wait_unbilled(self, c: Client, session_ids: list[str], seconds: float = 240) -> None:
         deadline = asyncio.get_running_loop().time() + seconds
         while True:
-            items = (await self.api.get("billing", "/v1/unbilled-sessions", client_id=c.id))["items"]
+            items = await self.api.all_items("billing", "/v1/unbilled-sessions", client_id=c.id)
             if set(session_ids) <= {i["session_id"] for i in items}:
                 return
             if asyncio.get_running_loop().time() > deadline:
