@@ -93,6 +93,8 @@ async def test_same_event_twice_is_applied_once(service, publish) -> None:
     assert handler.calls.count(event["event_id"]) == 1
 
 
+@pytest.mark.expect_dlq
+@pytest.mark.expect_error_log
 async def test_failing_handler_is_retried_then_dead_lettered_and_consumer_goes_on(service, publish) -> None:
     svc, handler = service
     bad = example_event("SessionCompleted-self-pay")
@@ -113,6 +115,8 @@ async def test_failing_handler_is_retried_then_dead_lettered_and_consumer_goes_o
     assert bad["event_id"] not in await applied(svc)
 
 
+@pytest.mark.expect_dlq
+@pytest.mark.expect_error_log
 async def test_malformed_message_goes_to_dlq_with_reason(service, publish) -> None:
     svc, _ = service
     pub = functools.partial(publish, settings=svc.settings)
@@ -309,6 +313,8 @@ async def test_idle_loops_do_not_wake_each_other(messaging_settings: Settings) -
     assert calls["relay"] < 120 and calls["other"] < 120, calls
 
 
+@pytest.mark.expect_dlq
+@pytest.mark.expect_error_log
 async def test_a_failed_dlq_publish_is_retried_so_the_poison_is_never_skipped(
     messaging_settings: Settings, publish
 ) -> None:
@@ -341,6 +347,8 @@ async def test_a_failed_dlq_publish_is_retried_so_the_poison_is_never_skipped(
         await svc.stop()
 
 
+@pytest.mark.expect_dlq
+@pytest.mark.expect_error_log
 async def test_deadlocks_and_serialization_failures_are_retried_never_dead_lettered(
     messaging_settings: Settings, publish
 ) -> None:

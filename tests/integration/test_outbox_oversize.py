@@ -50,6 +50,7 @@ async def parked_metric(app: FastAPI) -> float:
         (5_000_000, 2_000_000),  # under ours but over Kafka's 1 MiB: refused by the client, found, parked
     ],
 )
+@pytest.mark.expect_error_log
 async def test_an_oversize_row_is_parked_and_the_others_are_published(
     oversize_settings: Settings, limit: int, big: int
 ) -> None:

@@ -16,6 +16,8 @@ from tests.integration.billing.conftest import Practice
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.expect_dlq
+@pytest.mark.expect_error_log
 async def test_a_payment_of_another_practice_naming_our_bill_is_dead_lettered(practice: Practice) -> None:
     cid, sid = f"c-{uuid.uuid4().hex[:6]}", f"s-{uuid.uuid4().hex[:6]}"
     await practice.client(cid)
@@ -32,6 +34,8 @@ async def test_a_payment_of_another_practice_naming_our_bill_is_dead_lettered(pr
     assert (after["paid_cents"], after["status"]) == (0, "open")
 
 
+@pytest.mark.expect_dlq
+@pytest.mark.expect_error_log
 async def test_an_event_with_a_nul_character_is_dead_lettered_without_the_name(practice: Practice) -> None:
     cid = f"c-{uuid.uuid4().hex[:6]}"
     event = await practice.client(cid, first_name="Zebediah\x00Quillfeather")

@@ -16,6 +16,8 @@ from tests.unit.notifications import samples
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.expect_dlq
+@pytest.mark.expect_error_log
 async def test_a_bill_event_of_another_practice_is_dead_lettered(notifications: Running, publish) -> None:
     n = notifications
     client_id = f"client-{uuid.uuid4().hex[:8]}"

@@ -378,6 +378,7 @@ async def pending_payment(svc, http, publish, monkeypatch, owes: int = 2000) -> 
     return practice, payment
 
 
+@pytest.mark.expect_error_log
 async def test_an_intent_whose_amount_or_currency_differs_is_held_not_applied(svc, http, publish, monkeypatch) -> None:
     """Issue 12: the intent's amount and currency are compared with our payment."""
     practice, _, _, payment = await card_payment(svc, http, publish, 7000)

@@ -2,6 +2,7 @@
 projection is keyed by (practice_id, id), and an event naming a bill another practice holds is
 dead-lettered with the reason."""
 
+import pytest
 from sqlalchemy import select
 
 from services.payments.db import bills
@@ -11,6 +12,8 @@ from tests.conftest import dead_letter, eventually
 from tests.integration.payments.conftest import bill_event, new_id, snapshot
 
 
+@pytest.mark.expect_dlq
+@pytest.mark.expect_error_log
 async def test_an_event_of_another_practice_naming_our_bill_is_dead_lettered(svc: Service, publish) -> None:
     ours, theirs, bill_id, client_id = new_id("p"), new_id("p"), new_id("b"), new_id("c")
     await publish(
