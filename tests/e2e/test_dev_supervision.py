@@ -113,6 +113,7 @@ async def test_supervised_mode_restarts_a_service_that_exits_with_backoff(dev: D
         start_new_session=True,
     )
     try:
+        await eventually(lambda: "supervising" in out_path.read_text(), timeout=60)
         pids = []
         for _ in range(2):
             old = dev.pid("billing")
