@@ -18,7 +18,7 @@ from services.payments.schemas import AutopayIn, CardIn
 from services.payments.service import Payments
 from services.payments.stripe_gateway import StripeDeclined, StripeUnavailable
 from shared import audit
-from shared.auth import CurrentPrincipal, Principal, StaffPrincipal, client_facing, ensure_client_access
+from shared.auth import CurrentPrincipal, Principal, client_facing, ensure_client_access
 from shared.events import CardAuthorized, CardRemoved
 from shared.http import ApiError, idempotent_answer, not_found, request_fingerprint
 from shared.runtime import ServiceDep
@@ -227,10 +227,11 @@ async def delete_card(client_id: str, card_id: str, principal: CurrentPrincipal,
         pass  # removed on our side; a card left attached in Stripe is never charged by us
 
 
-@router.put("/autopay", summary="Turn autopay on (with an authorized card) or off")
+@router.put("/autopay", summary="Turn autopay on (with an authorized card) or off (staff, or the client in the portal)")
 async def set_autopay(
-    client_id: str, body: AutopayIn, principal: StaffPrincipal, service: ServiceDep
+    client_id: str, body: AutopayIn, principal: CurrentPrincipal, service: ServiceDep
 ) -> dict[str, Any]:
+    ensure_client_access(principal, client_id, "client")
     ctx = ctx_of(service)
     async with ctx.svc.db.transaction() as session:
         await repo.lock_client(session, principal.practice_id, client_id)

@@ -18,12 +18,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.web import assets, auth
 from services.web.client import SERVICES, ApiProblem, Services
+from services.web.portal import ROUTERS as PORTAL_ROUTERS
 from services.web.practice import Practices
 from services.web.staff import ROUTERS as STAFF_ROUTERS
 from services.web.views import render
 from shared.http import ApiError, install_metrics_middleware, ops_router
 from shared.logs import configure_logging
 from shared.settings import Settings
+from shared.stripe_js import localstripe_router
 
 CSRF_ALWAYS = {"/dev/sign-in", "/sign-out"}
 
@@ -91,8 +93,11 @@ def build(settings: Settings, transport: httpx.AsyncBaseTransport | None = None)
     app.include_router(ops_router(readiness, metrics=public))
     app.include_router(auth.router)
     app.include_router(auth.dev)
-    for router in STAFF_ROUTERS:
+    for router in [*STAFF_ROUTERS, *PORTAL_ROUTERS]:
         app.include_router(router)
+    dev_stripe = localstripe_router(settings)  # only when Stripe.js is localstripe's
+    if dev_stripe:
+        app.include_router(dev_stripe)
     return app
 
 

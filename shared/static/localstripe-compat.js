@@ -24,6 +24,12 @@
     return { ok: response.ok && !body.error, body };
   }
 
+  function csrf() {
+    // A page of ours with a session carries its CSRF token in its forms (the web console).
+    const token = document.querySelector('input[name="csrftoken"]');
+    return token ? { "x-csrftoken": token.value } : {};
+  }
+
   async function post(url, body) {
     // text/plain JSON: a CORS "simple" request, which is what localstripe's server can answer.
     return json(await fetch(url, { method: "POST", body: JSON.stringify(body) }));
@@ -62,7 +68,7 @@
       if (!element || !element.value) {
         return { error: { type: "validation_error", message: "Your card number is incomplete." } };
       }
-      const seti = await json(await fetch("/_localstripe/setup_intents", { method: "POST" }));
+      const seti = await json(await fetch("/_localstripe/setup_intents", { method: "POST", headers: csrf() }));
       if (!seti.ok) return { error: { message: "The card service did not answer; try again." } };
       const billing = Object.assign({}, params.billing_details || {});
       billing.address = Object.assign({ postal_code: element.value.postal_code }, billing.address || {});
@@ -95,7 +101,7 @@
       if (!paymentMethod) return confirmCardPayment(clientSecret, data);  // 3-D Secure of a confirmed intent
       const intentId = clientSecret.split("_secret_")[0];
       const confirmed = await json(await fetch(`/_localstripe/payment_intents/${intentId}/confirm`, {
-        method: "POST", headers: { "Content-Type": "application/json" },
+        method: "POST", headers: Object.assign({ "Content-Type": "application/json" }, csrf()),
         body: JSON.stringify({ client_secret: clientSecret, payment_method: paymentMethod }),
       }));
       if (!confirmed.ok) return { error: confirmed.body.error || { message: "Your card was declined." } };
