@@ -130,6 +130,18 @@ def settling(bill: dict[str, Any], payments: list[dict[str, Any]]) -> bool:
     return refunds_on_bill < refunds
 
 
+async def rendered_pdf(viewer: Viewer, source_id: str) -> tuple[str | None, str | None]:
+    """The newest PDF of a bill straight from documents (billing learns its id by event, later):
+    (its id once rendered, or the reason it failed, in words)."""
+    docs = (await viewer.api.get("documents", "/v1/documents", source_id=source_id))["items"]
+    for doc in docs:
+        if doc["status"] == "rendered":
+            return doc["id"], None
+        if doc["status"] == "failed":
+            return None, doc.get("failure_reason") or "the PDF could not be made"
+    return None, None
+
+
 async def bill_page(request: Request, viewer: Viewer, bill_id: str, poll: int = 0, **extra: Any) -> HTMLResponse:
     api = viewer.api
     bill = await api.get("billing", f"/v1/bills/{bill_id}")
@@ -141,7 +153,10 @@ async def bill_page(request: Request, viewer: Viewer, bill_id: str, poll: int = 
         client_names(viewer),
     )
     items = payments["items"]
-    pending = settling(bill, items) or (bill["status"] != "cancelled" and not bill.get("document_id"))
+    pdf_error = None
+    if not bill.get("document_id"):
+        bill["document_id"], pdf_error = await rendered_pdf(viewer, bill_id)
+    pending = settling(bill, items) or (bill["status"] != "cancelled" and not bill["document_id"] and not pdf_error)
     settings = request.app.state.settings
     return render(
         request,
@@ -153,6 +168,7 @@ async def bill_page(request: Request, viewer: Viewer, bill_id: str, poll: int = 
         payments=items,
         cards=cards["items"],
         credit_cents=credit["balance_cents"],
+        pdf_error=pdf_error,
         poll_next=poll + 1 if pending and poll < MAX_POLLS else None,
         idempotency_key=new_key(),
         now=dt.datetime.now(dt.UTC),
