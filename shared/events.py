@@ -427,6 +427,51 @@ class AutopayDisabled(Model):
     failed_nights: int = 0
 
 
+class PlanInstallment(Model):
+    due_date: dt.date
+    amount_cents: int
+    status: Literal["scheduled", "paid", "failed", "skipped"]
+    payment_id: str | None = None
+
+
+class PaymentPlanInfo(Model):
+    id: str
+    client_id: str
+    status: Literal["active", "completed", "defaulted", "cancelled"]
+    total_cents: int
+    bill_ids: list[str]
+    frequency: Literal["weekly", "biweekly", "monthly"]
+    card_brand: str | None = None
+    card_last4: str | None = None
+    schedule: list[PlanInstallment]
+
+
+class PaymentPlanCreated(Model):
+    """A payment plan started: notifications emails the client its schedule."""
+
+    plan: PaymentPlanInfo
+
+
+class PaymentPlanDefaulted(Model):
+    """Installments failed PLAN_MAX_FAILED_IN_ROW times in a row: nothing more is charged, the
+    plan's bills are open again for the client (and plain autopay); the client is emailed."""
+
+    plan: PaymentPlanInfo
+    failed_in_row: int
+
+
+class PaymentPlanCompleted(Model):
+    """All of the plan's bills are paid (by the plan or any other way); what was left is skipped."""
+
+    plan: PaymentPlanInfo
+
+
+class PaymentPlanCancelled(Model):
+    """Staff cancelled the plan: its remaining installments are skipped."""
+
+    plan: PaymentPlanInfo
+
+
 # ---- documents.events -------------------------------------------------------------------
 
 
@@ -521,6 +566,7 @@ EVENT_MODELS: dict[str, type[Model]] = {
         GoodFaithEstimateCreated, GoodFaithEstimateShared, GoodFaithEstimateExceeded,
         PaymentRecorded, PaymentFailed, PaymentRefunded, CreditChanged, CardAuthorized, CardRemoved,
         PracticeAutomationChanged, AutopayDisabled,
+        PaymentPlanCreated, PaymentPlanDefaulted, PaymentPlanCompleted, PaymentPlanCancelled,
         DocumentRendered, DocumentFailed, EmailSent, EmailFailed, ClientNotification,
         AuditRecorded,
     )

@@ -25,11 +25,20 @@ from fastapi import APIRouter
 from sqlalchemy import Row, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
-from services.payments import domain
+from services.payments import domain, plans
 from services.payments import repository as repo
 from services.payments.api import ctx_of
-from services.payments.db import autopay_attempts, autopay_runs, bills, cards, clients, practices
-from services.payments.recording import record_payment
+from services.payments.db import (
+    autopay_attempts,
+    autopay_runs,
+    bills,
+    cards,
+    clients,
+    payment_plan_bills,
+    payment_plans,
+    practices,
+)
+from services.payments.recording import declined_payment_id, record_payment
 from services.payments.schemas import PaymentIn
 from services.payments.service import Payments
 from shared.auth import CurrentPrincipal, Principal, StaffPrincipal, ensure_client_access
@@ -93,7 +102,8 @@ async def run_night(ctx: Payments, practice_id: str, as_of: dt.datetime, *, wait
                 insert(autopay_runs).values(practice_id=practice_id, night=night).on_conflict_do_nothing()
             )
         items = await _charge_night(ctx, practice_id, night, settings)
-        result = {"night": night.isoformat(), "items": items, "next_cursor": None}
+        installments = await plans.charge_due(ctx, practice_id, night)
+        result = {"night": night.isoformat(), "items": items, "plan_installments": installments, "next_cursor": None}
         async with ctx.svc.db.transaction() as session:
             await session.execute(
                 update(autopay_runs)
@@ -112,6 +122,7 @@ async def due_bills(ctx: Payments, practice_id: str, settings: PracticeAutopay) 
         .join(clients, (clients.c.practice_id == bills.c.practice_id) & (clients.c.id == bills.c.client_id))
         .join(cards, (cards.c.id == clients.c.autopay_card_id) & cards.c.authorized & cards.c.deleted_at.is_(None))
         .where(bills.c.practice_id == practice_id, bills.c.status == "open", bills.c.client_owes_cents > 0)
+        .where(bills.c.id.not_in(_on_active_plans(practice_id)))
         .order_by(bills.c.client_id, bills.c.number)
     )
     async with ctx.svc.db.transaction() as session:
@@ -125,6 +136,16 @@ async def due_bills(ctx: Payments, practice_id: str, settings: PracticeAutopay) 
         if open_cents > 0 and not (settings.skip_insurance_pending and insurance_pending):
             due.append({"client_id": r.client_id, "bill_id": r.id, "open_cents": open_cents, "party": r.party})
     return due
+
+
+def _on_active_plans(practice_id: str) -> Any:
+    """Bills an active payment plan pays: its installments charge them, plain autopay does not."""
+    t = payment_plan_bills
+    return (
+        select(t.c.bill_id)
+        .join(payment_plans, payment_plans.c.id == t.c.plan_id)
+        .where(t.c.practice_id == practice_id, payment_plans.c.status == "active")
+    )
 
 
 async def _charge_night(
@@ -207,7 +228,7 @@ async def _charge_bill(
             return outcome | {"outcome": "skipped", "reason": exc.code, "card_id": card_id}
         charged = body.get("status", "failed") if status == 201 else "failed"
         reason = body["error"]["message"] if "error" in body else None
-        payment_id = body.get("id") or _payment_id_of(reason)
+        payment_id = body.get("id") or declined_payment_id(reason)
         async with ctx.svc.db.transaction() as session:
             attempt = {
                 "practice_id": practice_id, "night": night, "client_id": bill["client_id"], "bill_id": bill["bill_id"],
@@ -219,13 +240,6 @@ async def _charge_bill(
         if charged != "failed":
             return outcome
     return outcome
-
-
-def _payment_id_of(message: str | None) -> str | None:
-    """A declined charge answers 402 with '... (payment <id>)'."""
-    if message and message.endswith(")") and "(payment " in message:
-        return message.rsplit("(payment ", 1)[1][:-1]
-    return None
 
 
 async def _close_night(ctx: Payments, practice_id: str, client_id: str, night: dt.date, *, failed: bool) -> None:
@@ -308,7 +322,7 @@ async def run_due_nights(ctx: Payments, now: dt.datetime) -> None:
                 select(clients.c.practice_id).where(clients.c.autopay_card_id.is_not(None)).distinct()
             )
         ).all()
-    for practice_id in practice_ids:
+    for practice_id in sorted({*practice_ids, *await plans.practices_with_active_plans(ctx)}):
         settings = await practice_autopay(ctx, practice_id)
         night = domain.autopay_night(now, settings.timezone, settings.autopay_time)
         async with ctx.svc.db.transaction() as session:

@@ -298,3 +298,50 @@ autopay_attempts = Table(
     Index("ix_autopay_attempts_client", "practice_id", "client_id", "created_at"),
 )
 """Each autopay charge tried: a card is tried at most once per bill and night."""
+
+payment_plans = Table(
+    "payment_plans",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("practice_id", String, nullable=False),
+    Column("client_id", String, nullable=False),
+    Column("card_id", String, nullable=False),
+    Column("status", String, nullable=False),
+    Column("frequency", String, nullable=False),
+    Column("total_cents", BigInteger, nullable=False),
+    Column("failed_in_row", Integer, nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("ended_at", DateTime(timezone=True)),
+    Index("ix_payment_plans_client", "practice_id", "client_id", "created_at"),
+    Index("ix_payment_plans_active", "practice_id", postgresql_where=text("status = 'active'")),
+)
+"""A client's installment plan over some open bills: `status` active, completed, defaulted or
+cancelled; `failed_in_row` the run of consecutive failed installments."""
+
+payment_plan_bills = Table(
+    "payment_plan_bills",
+    metadata,
+    Column("plan_id", String, primary_key=True),
+    Column("bill_id", String, primary_key=True),
+    Column("practice_id", String, nullable=False),
+    Column("position", Integer, nullable=False),
+    Index("ix_payment_plan_bills_bill", "practice_id", "bill_id"),
+)
+"""The plan's bills, oldest first (`position`): installments pay them in that order."""
+
+payment_plan_installments = Table(
+    "payment_plan_installments",
+    metadata,
+    Column("plan_id", String, primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("practice_id", String, nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("status", String, nullable=False),
+    Column("charge", JSON),
+    Column("payment_id", String),
+    Column("reason", Text),
+    Index("ix_payment_plan_installments_due", "practice_id", "due_date", postgresql_where=text("status = 'scheduled'")),
+)
+"""`status` scheduled, charging (a charge claimed: `charge` holds its exact allocations, so a
+rerun repeats the same request under the same idempotency key), paid, failed or skipped."""

@@ -267,3 +267,58 @@ def plan_reversal(taken: Sequence[Application], open_now: Mapping[str, BillBalan
             open_left[part.bill_id] -= amount
             back.append(Application(part.bill_id, amount))
     return back
+
+
+# ---- payment plans -----------------------------------------------------------------------
+
+Frequency = Literal["weekly", "biweekly", "monthly"]
+PLAN_MAX_FAILED_IN_ROW = 3
+PLAN_MAX_INSTALLMENTS = 120
+
+
+@dataclass(frozen=True)
+class Installment:
+    due_date: dt.date
+    amount_cents: int
+
+
+def installment_date(start: dt.date, frequency: Frequency, n: int) -> dt.date:
+    """The n-th (0-based) due date: every 7 or 14 days, or the start's day of every month
+    (the month's last day when it is shorter: a plan started on the 31st pays on Feb 28)."""
+    if frequency == "weekly":
+        return start + dt.timedelta(weeks=n)
+    if frequency == "biweekly":
+        return start + dt.timedelta(weeks=2 * n)
+    month = start.month - 1 + n
+    year, month = start.year + month // 12, month % 12 + 1
+    last_day = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
+    return dt.date(year, month, min(start.day, last_day))
+
+
+def plan_schedule(total_cents: int, installments: int, frequency: Frequency, start: dt.date) -> list[Installment]:
+    """Split the open balance into installments that add up to it exactly: equal shares, the
+    cents the division leaves one each on the first installments."""
+    if total_cents <= 0:
+        raise PaymentRuleError(409, "nothing_open", "the bills have no open balance for the client to pay")
+    if not 1 <= installments <= PLAN_MAX_INSTALLMENTS:
+        raise PaymentRuleError(422, "invalid_installments", f"installments must be 1 to {PLAN_MAX_INSTALLMENTS}")
+    if installments > total_cents:
+        raise PaymentRuleError(422, "invalid_installments", "more installments than cents to pay")
+    share, rest = divmod(total_cents, installments)
+    return [
+        Installment(installment_date(start, frequency, n), share + (1 if n < rest else 0)) for n in range(installments)
+    ]
+
+
+def installment_charge(amount_cents: int, open_cents: int, *, last: bool) -> int:
+    """What an installment charges: its amount, capped at what is still open on the plan's bills
+    (paid down some other way meanwhile); the last one charges all that is still open, so what
+    a failed installment left unpaid is caught up at the end."""
+    return max(open_cents, 0) if last else max(min(amount_cents, open_cents), 0)
+
+
+def after_installment(failed_in_row: int, *, failed: bool) -> NightOutcome:
+    """Consecutive failed installments: a paid one resets the count; the
+    PLAN_MAX_FAILED_IN_ROW-th failure in a row defaults the plan (`disable`)."""
+    count = failed_in_row + 1 if failed else 0
+    return NightOutcome(count, count >= PLAN_MAX_FAILED_IN_ROW)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.payments import repository as repo
 from services.payments.db import clients, expected_receivables, payments, practices
 from services.payments.domain import Application, expected_payer_amount
+from services.payments.plan_state import complete_paid_plans
 from services.payments.recording import apply_credit_to_bill
 from services.payments.service import Payments
 from shared import topics
@@ -31,7 +32,9 @@ class PaymentHandlers:
         self.ctx = ctx
 
     async def bill_changed(self, session: AsyncSession, env: Envelope[BillEvent]) -> None:
+        """A bill paid, written off or cancelled on billing's side may complete a payment plan."""
         await repo.upsert_bill(session, env.practice_id, env.data.bill)
+        await complete_paid_plans(self.ctx, session, env.practice_id, [env.data.bill.id])
 
     async def bill_created(self, session: AsyncSession, env: Envelope[BillEvent]) -> None:
         await repo.upsert_bill(session, env.practice_id, env.data.bill)

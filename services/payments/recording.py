@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.payments import repository as repo
 from services.payments.db import cards, payments, practices
 from services.payments.domain import Application, PaymentRuleError, plan_credit_use, plan_payment
+from services.payments.plan_state import complete_paid_plans
 from services.payments.schemas import PaymentIn
 from services.payments.service import Payments, allocations, payment_info, payment_row, payment_view, rule_error
 from services.payments.stripe_gateway import IntentResult, StripeDeclined, StripeUnavailable
@@ -100,6 +101,13 @@ async def record_payment(
     if row.status != "pending":
         return answer
     return await charge_online(ctx, row, key=key)
+
+
+def declined_payment_id(message: str | None) -> str | None:
+    """A declined charge answers 402 with '... (payment <id>)'."""
+    if message and message.endswith(")") and "(payment " in message:
+        return message.rsplit("(payment ", 1)[1][:-1]
+    return None
 
 
 async def _current(ctx: Payments, session: AsyncSession, replay: Answer) -> Answer:
@@ -266,6 +274,7 @@ async def settle_succeeded(ctx: Payments, session: AsyncSession, row: Row[Any]) 
         )
     if row.method == "credit":
         await ctx.credit(session, row.practice_id, row.client_id, "used", -row.amount_cents, payment_id=row.id)
+    await complete_paid_plans(ctx, session, row.practice_id, [a.bill_id for a in applied])
 
 
 async def charge_online(ctx: Payments, row: Row[Any], *, key: str | None) -> Answer:
