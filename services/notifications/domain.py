@@ -13,6 +13,7 @@ from shared.events import (
     Client,
     DocumentSource,
     PaymentInfo,
+    PaymentPlanInfo,
     RefundInfo,
     ShareDelivery,
 )
@@ -337,6 +338,36 @@ def autopay_disabled(practice: str, recipient: str, failed_nights: int) -> Draft
         template="autopay_disabled",
         context={"practice": practice, "recipient": recipient, "failed_nights": failed_nights},
     )
+
+
+def plan_schedule(plan: PaymentPlanInfo, practice: str, currency: str, recipient: str) -> Draft:
+    """A payment plan started: every installment's date and amount, and the card it is charged to."""
+    practice = _practice_name(practice)
+    card = f"{(plan.card_brand or 'card').title()} ending in {plan.card_last4}" if plan.card_last4 else "card on file"
+    rows = [(i.due_date.isoformat(), format_money(i.amount_cents, currency)) for i in plan.schedule]
+    total = format_money(plan.total_cents, currency)
+    return Draft(
+        kind="payment_plan_schedule",
+        subject=f"Your payment plan with {practice}: {len(rows)} payments of your {total} balance",
+        summary=f"Your payment plan of {total} is set up: {len(rows)} {plan.frequency} payments, "
+        f"the first of {rows[0][1]} on {rows[0][0]}, charged to your {card}.",
+        template="payment_plan_schedule",
+        context={"practice": practice, "recipient": recipient, "total": total, "card": card, "rows": rows,
+                 "frequency": plan.frequency},
+    )  # fmt: skip
+
+
+def plan_defaulted(plan: PaymentPlanInfo, practice: str, currency: str, recipient: str, failed_in_row: int) -> Draft:
+    """A plan ended after failed installments: nothing more is charged, the balance is open."""
+    practice = _practice_name(practice)
+    return Draft(
+        kind="payment_plan_defaulted",
+        subject=f"Your payment plan with {practice} has ended",
+        summary=f"{failed_in_row} payments of your payment plan in a row did not go through, so the plan has ended.",
+        template="payment_plan_defaulted",
+        context={"practice": practice, "recipient": recipient, "failed_in_row": failed_in_row,
+                 "total": format_money(plan.total_cents, currency)},
+    )  # fmt: skip
 
 
 def card_expires_on(exp_year: int, exp_month: int) -> dt.date:

@@ -23,6 +23,8 @@ from shared.events import (
     GoodFaithEstimateShared,
     PaymentFailed,
     PaymentInfo,
+    PaymentPlanCreated,
+    PaymentPlanDefaulted,
     PaymentRecorded,
     PaymentRefunded,
     ShareDelivery,
@@ -57,6 +59,8 @@ class NotificationHandlers:
             "PaymentRefunded": self.payment_refunded,
             "PaymentFailed": self.payment_failed,
             "AutopayDisabled": self.autopay_disabled,
+            "PaymentPlanCreated": self.plan_created,
+            "PaymentPlanDefaulted": self.plan_defaulted,
             "CardAuthorized": self.card_authorized,
         }
 
@@ -147,6 +151,24 @@ class NotificationHandlers:
         practice = await projections.get_practice(session, env.practice_id)
         contact = await self._contact(session, env.practice_id, client_id)
         draft = domain.autopay_disabled(practice.name, contact.name, env.data.failed_nights)
+        await self._queue_to(session, env, client_id, draft, contact)
+
+    async def plan_created(self, session: AsyncSession, env: Envelope[PaymentPlanCreated]) -> None:
+        practice = await projections.get_practice(session, env.practice_id)
+        contact = await self._contact(session, env.practice_id, env.data.plan.client_id)
+        draft = domain.plan_schedule(env.data.plan, practice.name, practice.currency, contact.name)
+        await self._queue_to(session, env, env.data.plan.client_id, draft, contact)
+
+    async def plan_defaulted(self, session: AsyncSession, env: Envelope[PaymentPlanDefaulted]) -> None:
+        plan = env.data.plan
+        practice = await projections.get_practice(session, env.practice_id)
+        contact = await self._contact(session, env.practice_id, plan.client_id)
+        draft = domain.plan_defaulted(plan, practice.name, practice.currency, contact.name, env.data.failed_in_row)
+        await self._queue_to(session, env, plan.client_id, draft, contact)
+
+    async def _queue_to(
+        self, session: AsyncSession, env: Envelope[Any], client_id: str, draft: Draft, contact: Contact
+    ) -> None:
         wanted = await projections.email_wanted(session, env.practice_id, client_id)
         await self._queue(
             session, env, client_id, draft, contact, domain.channel_for(contact.email, email_wanted=wanted)

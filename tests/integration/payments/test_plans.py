@@ -3,10 +3,12 @@ open balance, each installment charged once by the nightly run and applied oldes
 plain autopay leaving plan bills alone, completion when the bills are paid another way, and
 default after three failed installments in a row."""
 
+import json
 from typing import Any
 
 import pytest
 
+from services.payments import plans
 from tests.integration.payments.conftest import DECLINES, as_client, new_id, payment_events, staff
 from tests.integration.payments.test_autopay import autopay_client, open_bill, payments_of, run, setup_practice
 from tests.integration.payments.test_stripe import add_card
@@ -94,7 +96,8 @@ async def test_the_last_installment_catches_up_what_is_open(svc, http, publish) 
     # both due on one night (a missed run): charged in order, each once, the bill paid in full
     result = await run(http, practice, "2027-01-12T12:00:00Z")
     assert [(i["installment"], i["outcome"], i["amount_cents"]) for i in result["plan_installments"]] == [
-        (1, "paid", 500), (2, "paid", 500)
+        (1, "paid", 500),
+        (2, "paid", 500),
     ]
     plan = await plan_of(http, practice, plan["id"])
     assert plan["status"] == "completed" and [i["status"] for i in plan["schedule"]] == ["paid", "paid"]
@@ -161,3 +164,36 @@ async def test_plan_rules_access_and_cancel(svc, http, publish) -> None:
     assert (r.status_code, r.json()["error"]["code"]) == (409, "plan_not_active")
     assert (await run(http, practice, "2027-01-04T12:00:00Z"))["plan_installments"] == []
     assert (await start_plan(http, practice, client, [bill], card["id"])).status_code == 201  # free again
+
+
+async def test_the_asyncapi_document_lists_the_plan_events(http) -> None:
+    channels = json.dumps((await http.get("/asyncapi.json")).json())
+    for event in ("PaymentPlanCreated", "PaymentPlanDefaulted", "PaymentPlanCompleted", "PaymentPlanCancelled"):
+        assert event in channels
+
+
+async def test_a_run_that_crashed_mid_charge_is_finished_by_the_rerun_with_one_charge(
+    svc, http, publish, monkeypatch
+) -> None:
+    practice = await setup_practice(svc, publish)
+    client = new_id("c")
+    bill = await open_bill(svc, publish, practice, client, 9000)
+    card = await add_card(svc, http, practice, client)
+    plan = (await start_plan(http, practice, client, [bill], card["id"])).json()
+    real = plans.record_payment
+
+    async def crash_after_charging(*args: Any, **kw: Any) -> Any:
+        await real(*args, **kw)
+        raise RuntimeError("replica killed after the charge, before it was noted")
+
+    monkeypatch.setattr(plans, "record_payment", crash_after_charging)
+    with pytest.raises(RuntimeError):
+        await run(http, practice, "2027-01-04T12:00:00Z")
+    monkeypatch.setattr(plans, "record_payment", real)
+    rerun = await run(http, practice, "2027-01-04T12:00:00Z")
+    [payment] = await payments_of(http, practice, bill)
+    assert [(i["outcome"], i["payment_id"]) for i in rerun["plan_installments"]] == [("paid", payment["id"])]
+    assert (payment["status"], payment["amount_cents"]) == ("succeeded", 3000)
+    assert [i["status"] for i in (await plan_of(http, practice, plan["id"]))["schedule"]] == [
+        "paid", "scheduled", "scheduled"
+    ]  # fmt: skip
