@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +35,7 @@ from shared.auth import CurrentPrincipal, Principal, StaffPrincipal, ensure_clie
 from shared.events import PaymentPlanCancelled, PaymentPlanCreated, PaymentPlanDefaulted
 from shared.http import ApiError, idempotent_answer, not_found, request_fingerprint
 from shared.runtime import ServiceDep
+from shared.validation import Day, Id, RequestModel
 
 router = APIRouter(prefix="/v1", tags=["payment plans"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
@@ -42,14 +43,14 @@ BALANCE_MOVED = ("balance_changed", "bill_fully_paid", "bill_cancelled")
 """A charge refused because the bills changed since it was claimed: claimed again next night."""
 
 
-class PlanIn(BaseModel):
+class PlanIn(RequestModel):
     model_config = ConfigDict(extra="ignore")
 
-    bill_ids: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(min_length=1, max_length=100)
+    bill_ids: list[Id] = Field(min_length=1, max_length=100)
     installments: int = Field(strict=True, ge=1, le=domain.PLAN_MAX_INSTALLMENTS)
     frequency: domain.Frequency
-    start_date: dt.date
-    card_id: str = Field(min_length=1, max_length=100)
+    start_date: Day
+    card_id: Id
 
 
 async def _authorized_card(session: AsyncSession, practice_id: str, client_id: str, card_id: str) -> Row[Any]:
