@@ -1,7 +1,13 @@
-"""docker-compose.yml cannot run here (no Docker engine); keep it correct by reading it."""
+"""docker-compose.yml cannot run here (no Docker engine); keep it correct by reading it and by the
+compose specification's JSON schema (the copy check-jsonschema ships, compose-spec.json)."""
 
+import copy
+import json
+from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,3 +79,25 @@ def test_every_long_running_container_is_restarted_when_it_dies() -> None:
 
 def test_the_setup_job_is_retried_until_it_succeeds() -> None:
     assert compose()["services"]["setup"]["restart"] == "on-failure"
+
+
+def compose_spec_errors(document: dict[str, Any]) -> list[str]:
+    schema = json.loads((files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    return [f"{e.message} at {e.json_path}" for e in validator.iter_errors(document)]
+
+
+def test_compose_follows_the_compose_specification() -> None:
+    assert compose_spec_errors(compose()) == []
+
+
+def test_the_compose_schema_refuses_a_broken_file() -> None:
+    """The schema is really applied: an unknown key, a wrong type and a bad condition fail."""
+    for breaks in (
+        lambda c: c["services"]["billing"].update(comand="python -m services.billing"),
+        lambda c: c["services"]["billing"].update(ports=8001),
+        lambda c: c["services"]["billing"]["depends_on"]["setup"].update(condition="service_done"),
+    ):
+        broken = copy.deepcopy(compose())
+        breaks(broken)
+        assert compose_spec_errors(broken)
