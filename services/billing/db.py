@@ -249,6 +249,20 @@ credit_entries = Table(
     Index("ix_credit_entries_client", "practice_id", "client_id", "occurred_at"),
 )
 
+# The client's payment plans as payments reports them (PaymentPlan* events), for statements.
+payment_plans = Table(
+    "payment_plans",
+    metadata,
+    Column("practice_id", String, primary_key=True),
+    Column("id", String, primary_key=True),
+    Column("client_id", String, nullable=False),
+    Column("status", String, nullable=False),
+    Column("total_cents", BigInteger, nullable=False),
+    Column("frequency", String, nullable=False),
+    Column("schedule", JSONB, nullable=False),
+    Index("ix_payment_plans_client", "practice_id", "client_id"),
+)
+
 # One row per scheduled job run per practice and period: a second run of the same period
 # (another replica, a retry, a manual run) does nothing.
 automation_runs = Table(

@@ -10,7 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.billing import bills
 from services.billing import repository as repo
 from services.billing.db import bills as bills_table
-from services.billing.db import clients, clinicians, credit_entries, good_faith_estimates, sessions
+from services.billing.db import (
+    clients,
+    clinicians,
+    credit_entries,
+    good_faith_estimates,
+    payment_plans,
+    sessions,
+)
 from services.billing.db import statements as statements_table
 from services.billing.db import superbills as superbills_table
 from shared.consumer import BatchHandler, Handler
@@ -97,7 +104,22 @@ def payments_handlers(outbox: Outbox) -> dict[str, Handler]:
             }
             await bills.apply_refund(db, outbox, env.practice_id, bill_id=bill_id, fact=fact)
 
-    return {"PaymentRecorded": payment_recorded, "PaymentRefunded": payment_refunded, "CreditChanged": credit_changed}
+    return {
+        "PaymentRecorded": payment_recorded, "PaymentRefunded": payment_refunded, "CreditChanged": credit_changed,
+        "PaymentPlanCreated": plan_changed, "PaymentPlanDefaulted": plan_changed, "PaymentPlanCompleted": plan_changed,
+        "PaymentPlanCancelled": plan_changed,
+    }  # fmt: skip
+
+
+async def plan_changed(db: AsyncSession, env: Envelope[Any]) -> None:
+    """Keep the client's payment plans for statements (the latest state; events of one client
+    arrive in order)."""
+    plan = env.data.plan
+    values = {"client_id": plan.client_id, "status": plan.status, "total_cents": plan.total_cents,
+              "frequency": plan.frequency, "schedule": [i.model_dump(mode="json") for i in plan.schedule]}  # fmt: skip
+    stmt = insert(payment_plans).values(practice_id=env.practice_id, id=plan.id, **values)
+    await db.execute(stmt.on_conflict_do_update(index_elements=[payment_plans.c.practice_id, payment_plans.c.id],
+                                                set_=values))  # fmt: skip
 
 
 async def credit_changed(db: AsyncSession, env: Envelope[CreditChanged]) -> None:

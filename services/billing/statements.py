@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing import domain, ledger
 from services.billing import repository as repo
-from services.billing.db import bill_payments, bills, credit_entries, statements
+from services.billing.db import bill_payments, bills, credit_entries, payment_plans, statements
 from services.billing.issued import IssuedKind
 from shared.events import DocumentSource, StatementCreated, StatementShared
 from shared.outbox import Outbox
@@ -78,6 +78,28 @@ async def client_credit(db: AsyncSession, practice_id: str, client_id: str, tz: 
     ]
 
 
+async def client_plans(db: AsyncSession, practice_id: str, client_id: str, end: dt.date) -> list[dict[str, Any]]:
+    """The client's active payment plans with the installments still to come after the period."""
+    t = payment_plans
+    rows = (
+        await db.execute(
+            select(t).where(t.c.practice_id == practice_id, t.c.client_id == client_id, t.c.status == "active")
+        )
+    ).all()
+    return [
+        {
+            "total_cents": r.total_cents,
+            "frequency": r.frequency,
+            "upcoming": [
+                {"due_date": i["due_date"], "amount_cents": i["amount_cents"]}
+                for i in r.schedule
+                if i["status"] == "scheduled" and i["due_date"] > end.isoformat()
+            ],
+        }
+        for r in rows
+    ]
+
+
 async def create_statement(
     db: AsyncSession,
     outbox: Outbox,
@@ -95,6 +117,7 @@ async def create_statement(
     client = await repo.get_client(db, practice_id, client_id)
     body = ledger.statement_body(await client_ledger(db, practice_id, client_id, settings.timezone), start, end)
     body |= ledger.credit_section(await client_credit(db, practice_id, client_id, settings.timezone), start, end)
+    body |= {"payment_plans": await client_plans(db, practice_id, client_id, end)}
     body |= {"comments": comments, "currency": settings.currency}
     number = await repo.next_number(db, practice_id, "statement")
     source = DocumentSource(

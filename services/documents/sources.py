@@ -53,6 +53,19 @@ class AgingBuckets(Body):
         return self.current + self.days_1_30 + self.days_31_60 + self.days_61_90 + self.days_over_90
 
 
+class PlanInstallmentDue(Body):
+    due_date: dt.date
+    amount_cents: int
+
+
+class StatementPlan(Body):
+    """A payment plan the client is on, with the installments still to come after the period."""
+
+    total_cents: int
+    frequency: Literal["weekly", "biweekly", "monthly"]
+    upcoming: list[PlanInstallmentDue] = []
+
+
 class StatementBody(Body):
     """Entries in date order; closing = opening + the entries' amounts (checked, so a
     statement whose figures do not add up is refused rather than printed)."""
@@ -63,6 +76,7 @@ class StatementBody(Body):
     entries: list[StatementEntry] = []
     closing_balance_cents: int
     aging: AgingBuckets = AgingBuckets()
+    payment_plans: list[StatementPlan] = []
     comments: str | None = None
 
     @model_validator(mode="after")

@@ -192,6 +192,14 @@ def statement_view(source: DocumentSource, body: StatementBody) -> dict[str, Any
             ("Over 90 days", money(aging.days_over_90)),
             ("Total", money(aging.total_cents)),
         ],
+        "payment_plans": [
+            {
+                "total": money(plan.total_cents),
+                "frequency": plan.frequency,
+                "upcoming": [(fmt_date(i.due_date), money(i.amount_cents)) for i in plan.upcoming],
+            }
+            for plan in body.payment_plans
+        ],
         "comments": body.comments,
         "footer": source.practice.footer_comment,
         "version": source.version,
