@@ -222,6 +222,7 @@ async def main() -> int:
               f"balance {format_money(b2['balance_cents'])}")  # fmt: skip
         await rest_of_the_month(http, settings, run, bills, clients, billing, payments)
         await second_round(http, run, bills, clients, billing, documents)
+        await payment_plan(http, settings, bills, clients, billing, payments)
     web = f"http://localhost:{settings.web_port}"
     print(f"\nWeb console: {web}/ (staff billing console and client portal)")
     print(f"  sign in as the practice's biller: {web}/dev/sign-in?practice_id={PRACTICE} (local sign-in page)")
@@ -349,6 +350,50 @@ async def second_round(
           f"{format_money(estimate['total_cents'])} for {estimate['period_start']} to {estimate['period_end']}, "
           f"billed so far {format_money(estimate['billed_cents'])}; shared, PDF with the dispute notice "
           f"→ {path.name}")  # fmt: skip
+
+
+async def payment_plan(
+    http: httpx.AsyncClient, settings: Any, bills: list[dict[str, Any]], clients: list[dict[str, Any]], billing: str,
+    payments: str,
+) -> None:  # fmt: skip
+    """The Parks' bill paid in three monthly installments on Grace's card; the first one charged."""
+    park, bill = clients[3], bills[3]
+    stripe_client = stripe.StripeClient(
+        settings.stripe_api_key, base_addresses={"api": settings.stripe_api_base}, http_client=stripe.HTTPXClient()
+    )
+    method = await stripe_client.v1.payment_methods.create_async(
+        {"type": "card", "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "123"}}
+    )
+    r = await http.post(f"{payments}/v1/clients/{park['id']}/cards", json={
+        "stripe_payment_method_id": method.id, "holder": "billing_contact",
+        "authorization": {"signed_by": "Grace Park", "signed_at": dt.datetime.now(dt.UTC).isoformat(),
+                          "method": "portal", "consent_version": "v1"}})  # fmt: skip
+    r.raise_for_status()
+    start = dt.datetime.now(dt.UTC).date()
+    r = await http.post(f"{payments}/v1/clients/{park['id']}/payment-plans", json={
+        "bill_ids": [bill["id"]], "installments": 3, "frequency": "monthly", "start_date": start.isoformat(),
+        "card_id": r.json()["id"]})  # fmt: skip
+    if r.status_code != 201:
+        print(f"payments: payment plan refused: {r.json()['error']['message']}")
+        return
+    plan = r.json()
+    dates = ", ".join(f"{i['due_date']} {format_money(i['amount_cents'])}" for i in plan["schedule"])
+    print(f"payments: payment plan for bill #{bill['number']} ({format_money(plan['total_cents'])}): {dates}; "
+          "the schedule is emailed to Grace Park")  # fmt: skip
+    # the nightly autopay run, as of noon (Pacific) on the first due date
+    r = await http.post(f"{payments}/v1/autopay/run", json={"as_of": f"{start.isoformat()}T20:00:00Z"})
+    r.raise_for_status()
+    for item in r.json()["plan_installments"]:
+        print(f"payments: installment {item['installment']} of the plan: {item['outcome']} "
+              f"{format_money(item.get('amount_cents') or 0)}")  # fmt: skip
+
+    async def first_paid() -> dict[str, Any] | None:
+        seen = (await http.get(f"{billing}/v1/bills/{bill['id']}")).json()
+        return seen if seen["paid_cents"] >= plan["schedule"][0]["amount_cents"] else None
+
+    seen = await wait_for(first_paid, "the first installment to reach the bill")
+    print(f"billing: bill #{seen['number']} paid {format_money(seen['paid_cents'])}, "
+          f"balance {format_money(seen['balance_cents'])}; the rest on the plan's next dates")  # fmt: skip
 
 
 if __name__ == "__main__":
