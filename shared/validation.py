@@ -48,6 +48,8 @@ Percent = Annotated[
         }
     ),
 ]
+# JSON Schema's "time" format needs an offset; a time of day here is local, "HH:MM[:SS]".
+TimeOfDay = Annotated[dt.time, WithJsonSchema({"type": "string", "pattern": r"^\d{2}:\d{2}(:\d{2}(\.\d+)?)?$"})]
 # formatMinimum/formatMaximum (ajv-formats' keywords) state the range in the OpenAPI document.
 _RANGE = Field(json_schema_extra={"formatMinimum": FIRST_DAY.isoformat(), "formatMaximum": LAST_DAY.isoformat()})
 Day = Annotated[dt.date, AfterValidator(_day_in_range), _RANGE]

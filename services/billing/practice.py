@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from services.billing import domain, schedule
 from shared.events import Address, PracticeAutomationChanged, PracticeInfo
-from shared.validation import Cents, Day, Name, Percent, RequestModel, Text
+from shared.validation import Cents, Day, Name, Percent, RequestModel, Text, TimeOfDay
 
 DueDays = Literal[15, 30, 45, 60, 90, 120]
 
@@ -40,7 +40,9 @@ class PracticeSettings(BaseModel):
     auto_share_statements: bool = False
     auto_share_superbills: bool = False
     auto_share_delay_hours: int = Field(default=0, ge=0, le=24 * 30)
-    autopay_time: dt.time = Field(default=dt.time(0, 30), description="practice-local time of the nightly autopay run")
+    autopay_time: TimeOfDay = Field(
+        default=dt.time(0, 30), description="practice-local time of the nightly autopay run"
+    )
     autopay_skip_insurance_pending: bool = Field(
         default=False, description="autopay leaves a bill alone while its insurance portion is unpaid"
     )
@@ -160,7 +162,7 @@ class PracticeSettingsUpdate(RequestModel):
     auto_share_statements: bool | None = None
     auto_share_superbills: bool | None = None
     auto_share_delay_hours: int | None = Field(default=None, le=24 * 30)
-    autopay_time: dt.time | None = None
+    autopay_time: TimeOfDay | None = None
     autopay_skip_insurance_pending: bool | None = None
     warnings: list[Any] | None = Field(default=None, description="ignored: computed by the server")
     no_show_fee_cents: Cents | None = None
