@@ -71,6 +71,7 @@ class Settings(BaseSettings):
     billing_url: str | None = None
     payments_url: str | None = None
     notifications_url: str | None = None
+    reports_url: str | None = None
     reports_port: int = DEFAULT_PORTS["reports"]
     public_base_url: str = "http://localhost:8002"
     documents_url: str = "http://127.0.0.1:8003"

@@ -75,7 +75,7 @@ install_python() {
 }
 
 install_web_assets() {
-  # htmx and Pico CSS from the npm registry, pinned by services/web/package-lock.json; served by the web service.
+  # htmx, Pico CSS and Chart.js from the npm registry, pinned by services/web/package-lock.json; served by the web service.
   local stamp="services/web/node_modules/.installed-$(sha256sum services/web/package-lock.json | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
     log "web: installing its static assets (npm ci)"

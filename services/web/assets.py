@@ -1,4 +1,4 @@
-"""Static assets, all served by this service (never a CDN): htmx and Pico CSS from the pinned
+"""Static assets, all served by this service (never a CDN): htmx, Pico CSS and Chart.js from the pinned
 npm packages in package.json (`npm ci` in services/web, which ./dev runs), and our own CSS/JS."""
 
 from pathlib import Path
@@ -11,6 +11,7 @@ NODE_MODULES = HERE / "node_modules"
 VENDOR = {
     "htmx.min.js": NODE_MODULES / "htmx.org" / "dist" / "htmx.min.js",
     "pico.min.css": NODE_MODULES / "@picocss" / "pico" / "css" / "pico.min.css",
+    "chart.umd.min.js": NODE_MODULES / "chart.js" / "dist" / "chart.umd.min.js",
 }
 
 

@@ -8,7 +8,7 @@ import httpx
 
 from shared.settings import Settings
 
-SERVICES = ("billing", "payments", "documents", "notifications")
+SERVICES = ("billing", "payments", "documents", "notifications", "reports")
 
 
 class ApiProblem(Exception):

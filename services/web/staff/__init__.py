@@ -1,6 +1,6 @@
 """The staff console's pages, one router per feature, each thin over the services' APIs."""
 
-from services.web.staff import billing, bills, clients, documents, emails, payments, payouts, settings_page
+from services.web.staff import billing, bills, clients, documents, emails, payments, payouts, reports, settings_page
 
 ROUTERS = [
     billing.router,
@@ -11,6 +11,7 @@ ROUTERS = [
     settings_page.router,
     payouts.router,
     emails.router,
+    reports.router,
     documents.issued_router("statements"),
     documents.issued_router("superbills"),
 ]
