@@ -1,7 +1,10 @@
 """Resolves payments and refunds left `pending` when Stripe did not answer in time. A payment
 whose intent id is known is looked up; without it the charge is retried with the same
 idempotency key (our payment id) and the same parameters (all stored on the payment), which
-Stripe answers with the original intent instead of charging again. A pending refund is
+Stripe answers with the original intent instead of charging again. An intent Stripe does not
+know (`resource_missing`) is a definite answer: it was created under our payment id as
+idempotency key and never charged anything, so the payment fails (PaymentFailed, its hold on
+the bills released) instead of being asked about on every pass. A pending refund is
 retried the same way (key: our refund id). One replica at a time (advisory lock)."""
 
 import datetime as dt
@@ -15,7 +18,7 @@ from services.payments.db import payments, refunds
 from services.payments.recording import charge_online, settle_intent
 from services.payments.refunds import refused, settle_refund
 from services.payments.service import Payments
-from services.payments.stripe_gateway import StripeDeclined, StripeUnavailable
+from services.payments.stripe_gateway import MISSING, StripeDeclined, StripeUnavailable
 from shared.polling import every
 
 log = logging.getLogger(__name__)
@@ -46,7 +49,7 @@ async def reconcile_pending(ctx: Payments, *, older_than: dt.timedelta) -> int:
             for row in pending_payments:
                 try:
                     if row.stripe_payment_intent_id:
-                        await settle_intent(ctx, row.id, await ctx.stripe.retrieve_intent(row.stripe_payment_intent_id))
+                        await _settle_from_stripe(ctx, row.id, row.stripe_payment_intent_id)
                     else:
                         await charge_online(ctx, row, key=None)
                 except Exception:
@@ -68,6 +71,19 @@ async def reconcile_pending(ctx: Payments, *, older_than: dt.timedelta) -> int:
         finally:
             await conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": LOCK_ID})
             await conn.commit()
+
+
+async def _settle_from_stripe(ctx: Payments, payment_id: str, intent_id: str) -> None:
+    try:
+        result = await ctx.stripe.retrieve_intent(intent_id)
+    except StripeDeclined as exc:
+        if exc.code != MISSING:
+            raise
+        log.warning("payment %s failed: Stripe has no payment intent %s", payment_id, intent_id)
+        reason = StripeDeclined(MISSING, f"Stripe has no payment intent {intent_id}: nothing was charged")
+        await settle_intent(ctx, payment_id, None, declined=reason)
+        return
+    await settle_intent(ctx, payment_id, result)
 
 
 def reconciler_loop(ctx: Payments) -> Callable[[], Awaitable[None]]:

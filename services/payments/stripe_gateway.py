@@ -19,6 +19,9 @@ class StripeDeclined(Exception):
         self.reason = reason
 
 
+MISSING = "resource_missing"  # Stripe's code for an id it does not know
+
+
 class StripeUnavailable(Exception):
     """No answer (timeout, network): the outcome is unknown; resolve later against Stripe."""
 
@@ -90,7 +93,8 @@ class StripeGateway:
         except stripe.CardError as exc:
             raise StripeDeclined(exc.code or "card_declined", exc.user_message or str(exc)) from exc
         except stripe.InvalidRequestError as exc:
-            raise StripeDeclined(exc.code or "invalid_request", exc.user_message or str(exc)) from exc
+            code = exc.code or (MISSING if exc.http_status == 404 else "invalid_request")  # localstripe: bare 404
+            raise StripeDeclined(code, exc.user_message or str(exc)) from exc
         except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
             raise StripeUnavailable(str(exc)) from exc
 

@@ -5,7 +5,15 @@ recorded as refunds so they show on the payment and reopen the bill.
 Once: the event id is inserted first, in the same transaction as its effect, so two
 deliveries racing each other cannot both apply it (the second waits on the row, then sees
 it). Trust: what Stripe reports is matched to one of our payments within its practice, and
-an amount or currency other than ours is held for review, never applied."""
+an amount or currency other than ours is held for review, never applied.
+
+Order: Stripe does not promise to deliver events in order, and our settlement of a payment
+(payment_intent.succeeded, the request's own read-back, the reconciler) may come after the
+charge was refunded or disputed. Such a refund or dispute is not dropped: the event is answered
+409 and not marked processed, so Stripe delivers it again (with backoff, for days) and it is
+applied once the payment has settled. Chosen over parking it ourselves because the event stays
+the one record of it, the existing once-only rules (event id, amounts already refunded, the
+dispute id) apply unchanged, and nothing new has to be replayed on settlement."""
 
 import logging
 from typing import Any
@@ -41,17 +49,28 @@ async def stripe_webhook(request: Request, service: ServiceDep) -> dict[str, Any
         )
     except (ValueError, stripe.SignatureVerificationError) as exc:
         raise ApiError(400, "invalid_signature", "the Stripe signature does not match this payload") from exc
-    async with ctx.svc.db.transaction() as session:
-        first = await session.scalar(
-            insert(stripe_events)
-            .values(id=event["id"], type=event["type"])
-            .on_conflict_do_nothing()
-            .returning(stripe_events.c.id)
-        )
-        if not first:
-            return {"received": True, "duplicate": True}
-        await handle_event(ctx, session, event["type"], event["data"]["object"])
+    try:
+        async with ctx.svc.db.transaction() as session:
+            first = await session.scalar(
+                insert(stripe_events)
+                .values(id=event["id"], type=event["type"])
+                .on_conflict_do_nothing()
+                .returning(stripe_events.c.id)
+            )
+            if not first:
+                return {"received": True, "duplicate": True}
+            await handle_event(ctx, session, event["type"], event["data"]["object"])
+    except NotSettledYet as exc:
+        log.warning("%s %s waits for payment %s to settle; Stripe delivers it again", event["type"], event["id"], exc)
+        raise ApiError(
+            409, "payment_not_settled", "the charge's payment is not settled here yet; deliver this event again later"
+        ) from exc
     return {"received": True}
+
+
+class NotSettledYet(Exception):
+    """A refund or dispute of a charge whose payment is still pending here: rolled back with
+    the event id, so a later delivery applies it (see the module docstring)."""
 
 
 async def handle_event(ctx: Payments, session: AsyncSession, event_type: str, obj: Any) -> None:
@@ -103,11 +122,22 @@ async def _locked_payment_of_charge(session: AsyncSession, obj: Any, payment_int
         conditions.append(payments.c.stripe_charge_id == charge_id)
     if not conditions:
         return None
-    rows = (await session.execute(select(payments.c.id, payments.c.practice_id).where(or_(*conditions)))).all()
     practice_id = _metadata(obj, "practice_id")
+    payment_id = _metadata(obj, "payment_id")  # Stripe copies the intent's metadata to its charge
+    if payment_id and practice_id:  # ours, its intent not bound yet (Stripe's answer was lost)
+        conditions.append(and_(payments.c.id == payment_id, payments.c.stripe_payment_intent_id.is_(None)))
+    rows = (await session.execute(select(payments.c.id, payments.c.practice_id).where(or_(*conditions)))).all()
     if len(rows) != 1 or (practice_id and rows[0].practice_id != practice_id):
         return None
     return await repo.lock_payment(session, rows[0].practice_id, rows[0].id)
+
+
+def _not_settled(payment: Row[Any]) -> bool:
+    """True for a payment the charge cannot be placed on (failed, held for review); raises
+    for one still pending, whose settlement must come first."""
+    if payment.status == "pending":
+        raise NotSettledYet(payment.id)
+    return bool(payment.status != "succeeded")
 
 
 def _same_money(payment: Row[Any], charge: Any) -> bool:
@@ -125,7 +155,7 @@ async def _refunded_in_stripe(ctx: Payments, session: AsyncSession, charge: Any)
     may have made them while our call timed out, or a dashboard refund made them moot), the
     rest is recorded as refunded in the dashboard."""
     payment = await _locked_payment_of_charge(session, charge, charge["payment_intent"], charge["id"])
-    if payment is None or payment.status != "succeeded" or not _same_money(payment, charge):
+    if payment is None or _not_settled(payment) or not _same_money(payment, charge):
         return
     extra = int(charge["amount_refunded"]) - await repo.refunded_total(
         session, payment.id, disputes=False, pending=False
@@ -141,7 +171,7 @@ async def _refunded_in_stripe(ctx: Payments, session: AsyncSession, charge: Any)
 async def _disputed(ctx: Payments, session: AsyncSession, dispute: Any) -> None:
     """A dispute takes the money back from the practice: recorded like a refund."""
     payment = await _locked_payment_of_charge(session, dispute, dispute["payment_intent"], dispute["charge"])
-    if payment is None or payment.status != "succeeded":
+    if payment is None or _not_settled(payment):
         return
     if await session.scalar(select(refunds.c.id).where(refunds.c.stripe_refund_id == dispute["id"])):
         return
