@@ -90,7 +90,9 @@ async def web(test_settings: Settings, browser_smtp: tuple[SmtpInbox, int]) -> A
     own = await isolated_topics(base)
     await admin.ensure_database(own)
     try:
-        async with running_services(own, inbox, smtp_port) as stack:
+        # Autopay nights run only on request: a card saved with autopay on would otherwise be
+        # charged by that evening's catch-up run while the test is paying the same bill by hand.
+        async with running_services(own, inbox, smtp_port, extra_env={"AUTOPAY_INTERVAL_S": "0"}) as stack:
             port = free_port()
             stack.env.update(WEB_PORT=str(port), WEB_DEV_SIGN_IN="true")
             stack.settings = stack.settings.model_copy(update={"web_port": port})
