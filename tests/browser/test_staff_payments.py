@@ -8,6 +8,7 @@ from playwright.async_api import Page, expect
 
 from tests.browser.conftest import A11y
 from tests.browser.scene import Scene
+from tests.integration.payments.conftest import payment_method
 
 
 async def test_insurance_bill_with_copay_and_an_insurance_payment(staff_page: Page, a11y: A11y, scene: Scene) -> None:
@@ -77,4 +78,33 @@ async def test_add_card_and_pay_online_then_view_in_stripe(staff_page: Page, a11
 
     await page.goto(f"/clients/{client_id}/cards")
     await expect(page.get_by_role("cell", name=re.compile("Signed by Riley Nguyen"))).to_be_visible()
+    await a11y.check(page)
+
+
+async def test_start_and_cancel_a_payment_plan(staff_page: Page, a11y: A11y, scene: Scene) -> None:
+    page = staff_page
+    client_id = await scene.client("Ana", "Silva")
+    bill = await scene.bill(client_id, await scene.session(client_id, fee_cents=10001))
+    pm = await payment_method(scene.web.settings)
+    card = {"stripe_payment_method_id": pm, "authorization": {"signed_by": "Ana Silva", "method": "portal",
+            "signed_at": "2026-11-02T10:00:00Z", "consent_version": "v1"}}  # fmt: skip
+    r = await scene.api.post(f"{scene.web.api('payments')}/v1/clients/{client_id}/cards", json=card)
+    assert r.status_code == 201, r.text
+
+    await page.goto(f"/clients/{client_id}/cards")
+    await expect(page.get_by_label(f"Bill #{bill['number']}, balance $100.01")).to_be_checked()
+    await page.get_by_label("Installments").fill("3")
+    await page.get_by_label("Frequency").select_option("monthly")
+    await page.get_by_label("First payment date").fill("2027-01-04")
+    await a11y.check(page)
+    await page.get_by_role("button", name="Start Payment Plan").click()
+    await expect(page.get_by_role("status")).to_have_text("Payment plan started.", timeout=60_000)
+    plan = page.get_by_role("table", name="Payment plan of $100.01")
+    await expect(plan).to_contain_text("Active")
+    await expect(plan.get_by_role("row")).to_have_count(4)
+    await expect(plan.get_by_role("row").nth(1)).to_contain_text("$33.34")
+    await a11y.check(page)
+    await page.get_by_role("button", name="Cancel Plan").click()
+    await expect(page.get_by_role("status")).to_have_text("Payment plan cancelled.", timeout=60_000)  # busy machine
+    await expect(plan).to_contain_text("Cancelled")
     await a11y.check(page)

@@ -1,6 +1,17 @@
 """The staff console's pages, one router per feature, each thin over the services' APIs."""
 
-from services.web.staff import billing, bills, clients, documents, emails, payments, payouts, reports, settings_page
+from services.web.staff import (
+    billing,
+    bills,
+    clients,
+    documents,
+    emails,
+    payments,
+    payouts,
+    plans,
+    reports,
+    settings_page,
+)
 
 ROUTERS = [
     billing.router,
@@ -8,6 +19,7 @@ ROUTERS = [
     payments.router,
     documents.router,
     clients.router,
+    plans.router,
     settings_page.router,
     payouts.router,
     emails.router,

@@ -1,5 +1,5 @@
 """A client's billing profile (defaults of new bills, superbills, delivery) and their cards on
-file with the signed authorization, Add Card and autopay."""
+file with the signed authorization, Add Card, autopay and payment plans (staff/plans.py)."""
 
 import asyncio
 from typing import Any
@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from services.web.auth import StaffViewer
 from services.web.client import ApiProblem
 from services.web.staff.billing import client_names
-from services.web.staff.forms import FormError, amount, percent, text
+from services.web.staff.forms import FormError, amount, new_key, percent, text
 from services.web.views import render
 
 router = APIRouter(tags=["staff"])
@@ -59,10 +59,12 @@ async def save_profile(request: Request, viewer: StaffViewer, client_id: str) ->
 
 
 async def cards_page(request: Request, viewer: StaffViewer, client_id: str, **extra: Any) -> HTMLResponse:
-    cards, autopay, names = await asyncio.gather(
+    cards, autopay, names, plans, open_bills = await asyncio.gather(
         viewer.api.get("payments", f"/v1/clients/{client_id}/cards"),
         viewer.api.get("payments", f"/v1/clients/{client_id}/autopay"),
         client_names(viewer),
+        viewer.api.get("payments", f"/v1/clients/{client_id}/payment-plans"),
+        viewer.api.get("billing", "/v1/bills", status="open", client_id=client_id, limit=200),
     )
     settings = request.app.state.settings
     return render(
@@ -75,6 +77,9 @@ async def cards_page(request: Request, viewer: StaffViewer, client_id: str, **ex
         client_name=names.get(client_id, client_id),
         cards=cards["items"],
         autopay=autopay,
+        plans=plans["items"],
+        open_bills=open_bills["items"],
+        plan_key=new_key(),
         stripe_js_url=settings.stripe_js_url,
         publishable_key=settings.stripe_publishable_key,
         **extra,
