@@ -12,9 +12,11 @@ PaymentIntent the browser holds the client secret of. Those routes exist only wh
 is localstripe's (`localstripe_router` returns None otherwise)."""
 
 import hmac
+import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import stripe
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
@@ -27,6 +29,12 @@ LOCALSTRIPE_COMPAT_JS = Path(__file__).parent / "static" / "localstripe-compat.j
 
 def uses_localstripe(settings: Settings) -> bool:
     return not settings.stripe_js_url.startswith("https://js.stripe.com/")
+
+
+def stripe_js_src(settings: Settings) -> str:
+    """Where a page loads Stripe.js from: Stripe's own, or localstripe's stand-in through
+    `/_localstripe/stripe.js` (see `localstripe_router`)."""
+    return "/_localstripe/stripe.js" if uses_localstripe(settings) else settings.stripe_js_url
 
 
 class ConfirmIn(BaseModel):
@@ -49,6 +57,22 @@ def localstripe_router(settings: Settings) -> APIRouter | None:
         http_client=stripe.HTTPXClient(),
     )
     router = APIRouter(prefix="/_localstripe", include_in_schema=False)
+
+    stand_in: list[str] = []
+
+    @router.get("/stripe.js")
+    async def stripe_js() -> Response:
+        """localstripe's Stripe.js inside a function scope: loaded as it is, its top-level
+        `class Element` shadows the DOM's `Element` for every script of the page, and htmx
+        (which asks `elt instanceof Element`) then processes nothing. `Stripe = ...` still
+        assigns the global. It finds localstripe from its own script address, which is ours
+        here, so that address is written in."""
+        if not stand_in:
+            async with httpx.AsyncClient(timeout=10) as http:
+                source = (await http.get(settings.stripe_js_url)).raise_for_status().text
+            source = source.replace("document.currentScript.src", json.dumps(settings.stripe_js_url), 1)
+            stand_in.append(f"(function () {{\n{source}\n}})();\n")
+        return Response(stand_in[0], media_type="text/javascript")
 
     @router.get("/compat.js")
     async def compat_js() -> Response:

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from services.web.client import ApiProblem
 from services.web.portal.documents import ClientViewer, client_id
 from services.web.views import render
-from shared.stripe_js import uses_localstripe
+from shared.stripe_js import stripe_js_src, uses_localstripe
 
 router = APIRouter(prefix="/portal", tags=["portal"])
 CONSENT_VERSION = "portal-2026-11"
@@ -31,7 +31,7 @@ async def _page(request: Request, viewer: Any, status_code: int = 200, **extra: 
     return render(
         request, "portal/cards.html", status_code=status_code, nav="cards", cards=cards, autopay=autopay,
         authorization=AUTHORIZATION.format(practice=practice), publishable_key=settings.stripe_publishable_key,
-        stripe_js_url=settings.stripe_js_url, localstripe=uses_localstripe(settings), **extra,
+        stripe_js_url=stripe_js_src(settings), localstripe=uses_localstripe(settings), **extra,
     )  # fmt: skip
 
 

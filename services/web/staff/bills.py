@@ -13,6 +13,7 @@ from services.web.client import ApiProblem
 from services.web.staff.billing import client_names
 from services.web.staff.forms import FormError, amount, key_of, new_key, percent, text
 from services.web.views import render
+from shared.stripe_js import stripe_js_src
 
 router = APIRouter(tags=["staff"])
 
@@ -172,7 +173,7 @@ async def bill_page(request: Request, viewer: Viewer, bill_id: str, poll: int = 
         poll_next=poll + 1 if pending and poll < MAX_POLLS else None,
         idempotency_key=new_key(),
         now=dt.datetime.now(dt.UTC),
-        stripe_js_url=settings.stripe_js_url,
+        stripe_js_url=stripe_js_src(settings),
         publishable_key=settings.stripe_publishable_key,
         **extra,
     )

@@ -12,6 +12,7 @@ from services.web.client import ApiProblem
 from services.web.staff.billing import client_names
 from services.web.staff.forms import FormError, amount, new_key, percent, text
 from services.web.views import render
+from shared.stripe_js import stripe_js_src
 
 router = APIRouter(tags=["staff"])
 
@@ -80,7 +81,7 @@ async def cards_page(request: Request, viewer: StaffViewer, client_id: str, **ex
         plans=plans["items"],
         open_bills=open_bills["items"],
         plan_key=new_key(),
-        stripe_js_url=settings.stripe_js_url,
+        stripe_js_url=stripe_js_src(settings),
         publishable_key=settings.stripe_publishable_key,
         **extra,
     )
