@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.payments import repository as repo
-from services.payments.db import pay_attempts
+from services.payments.db import pay_attempts, payments
 from services.payments.recording import CardRef, mark_succeeded, record_pending_in_tx
 from services.payments.schemas import PaymentIn
 from services.payments.service import Payments
@@ -122,8 +122,16 @@ async def settle_in(
     a = (
         await session.execute(select(pay_attempts).where(pay_attempts.c.id == attempt_id).with_for_update())
     ).one_or_none()
-    if a is None or a.status == SUCCEEDED:
-        return a.status if a else None
+    if a is None:
+        return None
+    if a.status == SUCCEEDED:
+        if card is not None:  # settled by the webhook, which has no card details: the read-back fills them in
+            await session.execute(
+                update(payments)
+                .where(payments.c.id == a.id, payments.c.card_last4.is_(None))
+                .values(card_brand=card.brand, card_last4=card.last4)
+            )
+        return str(a.status)
     if a.stripe_payment_intent_id not in (None, result.intent_id):
         log.error("pay attempt %s: intent %s is not its own", a.id, result.intent_id)
         return str(a.status)
