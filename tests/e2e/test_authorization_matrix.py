@@ -27,7 +27,8 @@ pytestmark = pytest.mark.e2e
 
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/asyncapi.json"),
           ("GET", "/pay"), ("POST", "/v1/public/pay"), ("POST", "/v1/stripe/webhook")}  # fmt: skip
-# Routes for practice staff only (CONTRACT.md: a client reads their own records and pays their bills).
+# Routes for practice staff only (CONTRACT.md: a client reads their own records and pays their bills;
+# the portal also lets a client turn their own autopay on or off).
 STAFF_ONLY = {
     ("GET", "/v1/unbilled-sessions"), ("POST", "/v1/bills"), ("POST", "/v1/bills/{bill_id}/share"),
     ("POST", "/v1/bills/{bill_id}/cancel"), ("GET", "/v1/settings"), ("PUT", "/v1/settings"),
@@ -36,7 +37,7 @@ STAFF_ONLY = {
     ("GET", "/v1/clients/{client_id}/billing-profile"), ("PUT", "/v1/clients/{client_id}/billing-profile"),
     ("POST", "/v1/automation/run"), ("PATCH", "/v1/payments/{payment_id}"),
     ("POST", "/v1/payments/{payment_id}/refunds"), ("POST", "/v1/clients/{client_id}/credit-adjustments"),
-    ("PUT", "/v1/clients/{client_id}/autopay"), ("POST", "/v1/autopay/run"), ("POST", "/v1/payer-remittances"),
+    ("POST", "/v1/autopay/run"), ("POST", "/v1/payer-remittances"),
     ("GET", "/v1/payer-reconciliation"), ("GET", "/v1/emails"), ("GET", "/v1/emails/{email_id}"),
     ("POST", "/v1/emails/{email_id}/retry"), ("POST", "/v1/bills/{bill_id}/adjustments"),
     ("POST", "/v1/bills/{bill_id}/adjustments/{adjustment_id}/reverse"),
