@@ -66,12 +66,12 @@ def localstripe_router(settings: Settings) -> APIRouter | None:
         `class Element` shadows the DOM's `Element` for every script of the page, and htmx
         (which asks `elt instanceof Element`) then processes nothing. `Stripe = ...` still
         assigns the global. It finds localstripe from its own script address, which is ours
-        here, so that address is written in."""
+        here, so that address is written in (and handed to localstripe-compat.js)."""
         if not stand_in:
             async with httpx.AsyncClient(timeout=10) as http:
                 source = (await http.get(settings.stripe_js_url)).raise_for_status().text
             source = source.replace("document.currentScript.src", json.dumps(settings.stripe_js_url), 1)
-            stand_in.append(f"(function () {{\n{source}\n}})();\n")
+            stand_in.append(f"(function () {{\n{source}\nwindow.LOCALSTRIPE_BASE_API = LOCALSTRIPE_BASE_API;\n}})();\n")
         return Response(stand_in[0], media_type="text/javascript")
 
     @router.get("/compat.js")

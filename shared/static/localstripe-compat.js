@@ -12,7 +12,8 @@
 (function () {
   "use strict";
   const script = document.querySelector('script[src*="/js.stripe.com/v3"]');
-  const LOCALSTRIPE = script ? script.src.replace(/\/js\.stripe\.com\/v3\/?$/, "") : "";
+  const LOCALSTRIPE =
+    window.LOCALSTRIPE_BASE_API || (script ? script.src.replace(/\/js\.stripe\.com\/v3\/?$/, "") : "");
   const LABELS = {
     number: "Card number", exp_month: "Expiry month (MM)", exp_year: "Expiry year (YY)",
     cvc: "Security code (CVC)", postal_code: "Postal code",

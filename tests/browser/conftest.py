@@ -38,6 +38,11 @@ LAUNCH_ARGS = [
 BLOCKING = {"serious", "critical"}
 PRACTICE_SETTINGS = {
     "name": "Browser Practice",
+    # what a superbill must name (CMS-1500 box 32/33)
+    "address": {"line1": "1 River Rd", "city": "Portland", "state": "OR", "postal_code": "97201"},
+    "phone": "+1-503-555-0100",
+    "tax_id": "93-1234567",
+    "npi": "1234567893",
     "timezone": "America/Los_Angeles",
     "currency": "USD",
     "auto_share_bills": True,
