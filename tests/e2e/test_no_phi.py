@@ -21,6 +21,7 @@ def client_event(client_id: str, first: str, last: str, email: str, **extra: Any
     return event
 
 
+@pytest.mark.expect_dlq  # its poison events go to the DLQ on purpose: their headers are what it reads
 async def test_names_and_emails_reach_no_log_line_and_no_dlq_header(stack, publish, http, staff_headers) -> None:
     suffix = uuid.uuid4().hex[:8]
     first, last, address = "Xanthippe", f"Quarrington{suffix}", f"xq.{suffix}@phi-probe.example"
