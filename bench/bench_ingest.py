@@ -13,9 +13,8 @@ import time
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
-from sqlalchemy import func, select
 
-from bench.common import PRACTICE, isolated_settings, produce_sessions
+from bench.common import consumer_rate, isolated_settings, produce_sessions
 from shared import topics
 from shared.kafka import client_options
 from shared.settings import Settings
@@ -69,28 +68,11 @@ async def bare_kafka_to_copy(settings: Settings, count: int) -> float:
 
 
 async def billing_ingest(settings: Settings, count: int) -> float:
-    """Billing's real consumer from a full topic until every session is in its projection.
-    Events/s from the first committed batch on (start-up and group join are not ingest)."""
+    """Billing's real consumer from a full topic until every session is in its projection."""
     from services.billing.app import create_service
     from services.billing.db import sessions
 
-    svc = create_service(settings)
-    await svc.start()
-    first: tuple[float, int] | None = None
-    try:
-        while True:
-            async with svc.db.transaction() as s:
-                seen = await s.scalar(select(func.count()).where(sessions.c.practice_id == PRACTICE)) or 0
-            now = time.perf_counter()
-            if seen and first is None:
-                first = (now, seen)
-            if seen >= count:
-                break
-            await asyncio.sleep(0.02)
-    finally:
-        await svc.stop()
-    assert first is not None
-    return (count - first[1]) / (now - first[0])
+    return await consumer_rate(create_service(settings), sessions, count)
 
 
 async def main(count: int) -> int:

@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select, text
 
 from bench.bench_ingest import billing_ingest
-from bench.common import PRACTICE, isolated_settings, produce_sessions
+from bench.common import PRACTICE, consumer_rate, isolated_settings, produce_sessions
 from services.reports.app import build, create_service
 from services.reports.db import journal_entries, sessions
 from shared import topics
@@ -50,23 +50,7 @@ BILLS = 50_000
 
 async def reports_sessions(settings: Settings, count: int) -> float:
     """The reports consumer from a full scheduling topic until every session is in its map."""
-    svc = create_service(settings)
-    await svc.start()
-    first: tuple[float, int] | None = None
-    try:
-        while True:
-            async with svc.db.transaction() as s:
-                seen = await s.scalar(select(func.count()).where(sessions.c.practice_id == PRACTICE)) or 0
-            now = time.perf_counter()
-            if seen and first is None:
-                first = (now, seen)
-            if seen >= count:
-                break
-            await asyncio.sleep(0.02)
-    finally:
-        await svc.stop()
-    assert first is not None
-    return (count - first[1]) / (now - first[0])
+    return await consumer_rate(create_service(settings), sessions, count)
 
 
 def bill_snapshot(n: int, paid: bool) -> BillSnapshot:

@@ -1,15 +1,18 @@
 """What the benchmarks share: an isolated database and topic prefix on the running stack, and
 a producer of realistic SessionCompleted events."""
 
+import asyncio
 import datetime as dt
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import Table, func, select
 
 from shared import admin, topics
 from shared.kafka import client_options
@@ -88,3 +91,31 @@ async def produce_sessions(settings: Settings, count: int, clients: int = 500) -
             await f
     finally:
         await producer.stop()
+
+
+class _Service(Protocol):
+    db: Any
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+async def consumer_rate(svc: _Service, table: Table, count: int) -> float:
+    """A service's real consumer from a full topic until `count` of PRACTICE's rows are in
+    `table`: rows/s from the first committed batch on (start-up and group join are not ingest)."""
+    await svc.start()
+    first: tuple[float, int] | None = None
+    try:
+        while True:
+            async with svc.db.transaction() as s:
+                seen = await s.scalar(select(func.count()).where(table.c.practice_id == PRACTICE)) or 0
+            now = time.perf_counter()
+            if seen and first is None:
+                first = (now, seen)
+            if seen >= count:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await svc.stop()
+    assert first is not None
+    return (count - first[1]) / (now - first[0])
