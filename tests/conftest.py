@@ -91,8 +91,17 @@ def publish(kafka_producer: AIOKafkaProducer, test_settings: Settings) -> Callab
     return _publish
 
 
-async def read_topic(settings: Settings, topic: str, *, until: Callable[[list[Any]], bool], timeout: float = 20):
-    """All records of a topic from the start until `until(records)` holds (or timeout)."""
+async def read_topic(
+    settings: Settings,
+    topic: str,
+    *,
+    until: Callable[[list[Any]], bool],
+    timeout: float = 20,
+    since_ms: int | None = None,
+):
+    """The records of a topic until `until(records)` holds (or timeout): from the start, or from
+    the first record stamped at or after `since_ms` (a long run's topics hold thousands of other
+    tests' records, and reading them all can outlast the timeout)."""
     consumer = AIOKafkaConsumer(
         settings.topic(topic),
         **client_options(settings),
@@ -100,9 +109,15 @@ async def read_topic(settings: Settings, topic: str, *, until: Callable[[list[An
         enable_auto_commit=False,
         group_id=None,
     )
-    await consumer.start()
+    await consumer.start()  # without a group it is assigned every partition here
     records: list[Any] = []
     try:
+        if since_ms is not None:
+            partitions = list(consumer.assignment())
+            found = await consumer.offsets_for_times({tp: since_ms for tp in partitions})
+            ends = await consumer.end_offsets(partitions)
+            for tp in partitions:
+                consumer.seek(tp, found[tp].offset if found[tp] else ends[tp])
         deadline = asyncio.get_running_loop().time() + timeout
         while not until(records) and asyncio.get_running_loop().time() < deadline:
             batch = await consumer.getmany(timeout_ms=200)

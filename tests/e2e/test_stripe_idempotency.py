@@ -23,13 +23,7 @@ from tests.conftest import eventually, isolated_topics
 from tests.e2e.test_slice import upstream_events
 from tests.processes import SmtpInbox, Stack, free_port, running_services
 
-pytestmark = [
-    pytest.mark.e2e,
-    # Known flaky on a loaded 2-core machine (a card added through the proxy sometimes answers 503,
-    # and the refund retry once failed in a full run); it passes alone. Runs and reports, but does
-    # not fail CI until that is found: see README "Tests".
-    pytest.mark.xfail(strict=False, reason="flaky under load: 503 adding a card through the proxy"),
-]
+pytestmark = pytest.mark.e2e
 PRACTICE = "practice-rivers-edge"
 
 

@@ -3,9 +3,10 @@ relay and HTTP API. Each test works in a practice of its own, so tests never see
 
 import datetime as dt
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -35,6 +36,7 @@ class Practice:
     svc: Service
     http: httpx.AsyncClient
     publish: Callable[..., Any]
+    since_ms: int = field(default_factory=lambda: int(time.time() * 1000) - 1000)  # its events come after
 
     def headers(self, role: str = "staff", client_id: str | None = None) -> dict[str, str]:
         token = issue_token(self.id, role, client_id, secret=self.svc.settings.auth_secret)  # type: ignore[arg-type]
@@ -98,7 +100,9 @@ class Practice:
             out = [json.loads(r.value) for r in records]
             return [e for e in out if e["practice_id"] == self.id and (audit or e["event_type"] != "AuditRecorded")]
 
-        records = await read_topic(self.svc.settings, topics.BILLING, until=lambda rs: until(mine(rs)), timeout=timeout)
+        records = await read_topic(
+            self.svc.settings, topics.BILLING, until=lambda rs: until(mine(rs)), timeout=timeout, since_ms=self.since_ms
+        )
         return mine(records)
 
     async def payment(self, client_id: str, allocations: list[tuple[str, int]], *, payer: str = "client", **kw: Any):
