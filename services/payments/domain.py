@@ -23,12 +23,14 @@ class PaymentRuleError(Exception):
 
 @dataclass(frozen=True)
 class BillBalance:
-    """What payments knows of a bill: what this payer owes and what is already applied."""
+    """What payments knows of a bill: what this payer owes, what is already applied (card
+    charges in flight hold their part) and how much of that is money in."""
 
     bill_id: str
     status: str
     owed_cents: int
     applied_cents: int
+    settled_cents: int = 0
 
     @property
     def open_cents(self) -> int:

@@ -4,6 +4,7 @@ recorded `pending` first (holding its amount against the bills), Stripe is calle
 transaction open, then it is settled: succeeded, failed (402, nothing applied) or left
 pending for the reconciler when Stripe did not answer."""
 
+import asyncio
 import datetime as dt
 import logging
 import uuid
@@ -71,19 +72,61 @@ async def record_payment(
         if not (req.method == "card" and req.online):
             raise ApiError(403, "forbidden", "clients pay online by card; other payments are recorded by staff")
     requested = requested_applications(req)
-    await ctx.wait_for_bills(a.bill_id for a in requested)
     body = req.model_dump(exclude={"idempotency_key"})
     fingerprint = fingerprint or request_fingerprint("POST", "/v1/payments", body)
     key = principal.scoped_key(key)
     payment_id = str(uuid.uuid4())
+    loop = asyncio.get_running_loop()
+    wait_until = loop.time() + ctx.settings.payments_bill_wait_ms / 1000
+    while True:
+        try:
+            answer, row = await _record_request(
+                ctx, principal, req, requested, key, fingerprint, payment_id, card, autopay, wait_until
+            )
+            break
+        except _BillNotHereYet:
+            await asyncio.sleep(0.1)  # billing's BillCreated is on its way to our projection
+    if row is None or row.status != "pending":
+        return answer
+    return await charge_online(ctx, row, key=key)
+
+
+class _BillNotHereYet(Exception):
+    """A requested bill is not in the projection yet (billing's events are eventually
+    consistent): the transaction is rolled back and tried again until the wait is over."""
+
+
+async def _record_request(
+    ctx: Payments,
+    principal: Principal,
+    req: PaymentIn,
+    requested: list[Application],
+    key: str | None,
+    fingerprint: str,
+    payment_id: str,
+    card: CardRef | None,
+    autopay: bool,
+    wait_until: float,
+) -> tuple[Answer, Row[Any] | None]:
+    """One attempt of record_payment's transaction: the answer, and the payment row (None for
+    a replayed answer)."""
     async with ctx.svc.db.transaction() as session:
         replay = await idempotent_replay(session, ctx.svc.idempotency_table, principal.practice_id, key, fingerprint)
         if replay:
-            return await _current(ctx, session, replay)
+            return await _current(ctx, session, replay), None
         if card is None and req.method == "card":
             card = await _card_for(session, principal.practice_id, req)
-        row = await _record(
-            ctx, session, principal, req, requested, payment_id, card, autopay=autopay, off_session=principal.is_staff
+        row, applied = await _record(
+            ctx,
+            session,
+            principal,
+            req,
+            requested,
+            payment_id,
+            card,
+            autopay=autopay,
+            off_session=principal.is_staff,
+            wait_until=wait_until,
         )
         if autopay:
             await audit.automation(
@@ -96,11 +139,10 @@ async def record_payment(
                 payment_id,
                 req.client_id,
             )
-        answer = 201, await payment_view(ctx, session, row)
+        settled = applied if row.status == "succeeded" else None
+        answer: Answer = 201, await payment_view(ctx, session, row, fresh=settled)
         await idempotent_store(session, ctx.svc.idempotency_table, principal.practice_id, key, *answer)
-    if row.status != "pending":
-        return answer
-    return await charge_online(ctx, row, key=key)
+    return answer, row
 
 
 def declined_payment_id(message: str | None) -> str | None:
@@ -129,7 +171,8 @@ async def record_pending_in_tx(
     ctx: Payments, session: AsyncSession, principal: Principal, req: PaymentIn, payment_id: str, card: CardRef
 ) -> Row[Any]:
     """Record an online card payment as pending inside the caller's transaction."""
-    return await _record(ctx, session, principal, req, requested_applications(req), payment_id, card)
+    row, _ = await _record(ctx, session, principal, req, requested_applications(req), payment_id, card)
+    return row
 
 
 async def _card_for(session: AsyncSession, practice_id: str, req: PaymentIn) -> CardRef | None:
@@ -167,9 +210,15 @@ async def _record(
     *,
     autopay: bool = False,
     off_session: bool = False,
-) -> Row[Any]:
+    wait_until: float | None = None,
+) -> tuple[Row[Any], list[Application]]:
+    """Record the payment; returns its row and what it applied to each bill. A requested bill
+    not in the projection yet raises _BillNotHereYet until `wait_until` (loop time), then 404."""
     practice_id = principal.practice_id
     locked = await repo.lock_bills(session, (a.bill_id for a in requested))
+    if wait_until is not None and any(a.bill_id not in locked for a in requested):
+        if asyncio.get_running_loop().time() < wait_until:
+            raise _BillNotHereYet
     for a in requested:
         bill = locked.get(a.bill_id)
         if bill is None or bill.practice_id != practice_id or not principal.can_see_client(bill.client_id):
@@ -186,8 +235,9 @@ async def _record(
         raise ApiError(409, "balance_changed", "the bill's open balance changed since autopay looked; not charged")
     online = req.method == "card" and req.online
     currency = await _currency(session, practice_id, locked.values())
-    await session.execute(
-        payments.insert().values(
+    inserted = await session.execute(
+        payments.insert()
+        .values(
             id=payment_id,
             practice_id=practice_id,
             client_id=req.client_id,
@@ -211,7 +261,9 @@ async def _record(
             currency=currency,
             off_session=off_session if online else None,
         )
+        .returning(*payments.c)
     )
+    row = inserted.one()
     await repo.add_applications(
         session,
         practice_id=practice_id,
@@ -221,10 +273,26 @@ async def _record(
         kind="payment",
         applications=plan.applications,
     )
-    row = await payment_row(session, payment_id)
+    applied = net_by_bill(plan.applications)
     if not online:
-        await settle_succeeded(ctx, session, row)
-    return row
+        # What is left on each bill once this money is in: the money in before it (read with
+        # the balances, under the bill locks) less this payment's part.
+        left = {
+            a.bill_id: balances[a.bill_id].owed_cents - balances[a.bill_id].settled_cents - a.amount_cents
+            for a in applied
+            if locked[a.bill_id].status != "cancelled"
+        }
+        await settle_succeeded(ctx, session, row, applied=applied, left=left, client_locked=True)
+    return row, applied
+
+
+def net_by_bill(applications: Iterable[Application]) -> list[Application]:
+    """A payment's net amount on each bill, bills in the order first applied, none of zero
+    (what `repo.payment_applications` reads back from the ledger)."""
+    totals: dict[str, int] = {}
+    for a in applications:
+        totals[a.bill_id] = totals.get(a.bill_id, 0) + a.amount_cents
+    return [Application(bill_id, cents) for bill_id, cents in totals.items() if cents]
 
 
 async def _check_household(session: AsyncSession, practice_id: str, client_id: str, bill_clients: set[str]) -> None:
@@ -246,13 +314,26 @@ async def _currency(session: AsyncSession, practice_id: str, locked: Iterable[Ro
     return currency or "USD"
 
 
-async def settle_succeeded(ctx: Payments, session: AsyncSession, row: Row[Any]) -> None:
+async def settle_succeeded(
+    ctx: Payments,
+    session: AsyncSession,
+    row: Row[Any],
+    *,
+    applied: list[Application] | None = None,
+    left: dict[str, int] | None = None,
+    client_locked: bool = False,
+) -> None:
     """The money is in: credit the rest, stage PaymentRecorded (row status is succeeded). The
     client lock is taken here too: a payment settled later (Stripe) must not write credit
-    beside another writer, or the balance it reports would be stale."""
-    applied = await repo.payment_applications(session, row.id)
-    left = await repo.settled_open(session, [a.bill_id for a in applied], row.payer)
-    await repo.lock_client(session, row.practice_id, row.client_id)
+    beside another writer, or the balance it reports would be stale. A caller that recorded the
+    payment in this transaction passes what it already knows (its applications, the bills'
+    settled balances, the client lock held) instead of reading it again."""
+    if applied is None:
+        applied = await repo.payment_applications(session, row.id)
+    if left is None:
+        left = await repo.settled_open(session, [a.bill_id for a in applied], row.payer)
+    if not client_locked:
+        await repo.lock_client(session, row.practice_id, row.client_id)
     await ctx.stage(
         session,
         row.practice_id,

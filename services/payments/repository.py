@@ -101,26 +101,41 @@ async def settled_open(session: AsyncSession, bill_ids: Sequence[str], payer: Pa
 
 
 async def balances(session: AsyncSession, locked: dict[str, Row[Any]], payer: Payer) -> dict[str, BillBalance]:
-    applied = await applied_by_bill(session, locked, payer)
+    """What the payer owes on each bill, what is applied (pending card payments hold their
+    part) and how much of that is money in (succeeded payments): one read for all three."""
+    t = bill_applications
+    rows = await session.execute(
+        select(
+            t.c.bill_id,
+            func.sum(t.c.amount_cents),
+            func.coalesce(func.sum(t.c.amount_cents).filter(payments.c.status == "succeeded"), 0),
+        )
+        .outerjoin(payments, payments.c.id == t.c.payment_id)
+        .where(t.c.bill_id.in_(list(locked)), t.c.payer == payer)
+        .group_by(t.c.bill_id)
+    )
+    sums = {bill_id: (int(applied), int(settled)) for bill_id, applied, settled in rows.all()}
     return {
         bill_id: BillBalance(
             bill_id=bill_id,
             status=row.status,
             owed_cents=owed_by(payer, row.client_owes_cents, row.insurance_owes_cents),
-            applied_cents=applied.get(bill_id, 0),
+            applied_cents=sums.get(bill_id, (0, 0))[0],
+            settled_cents=sums.get(bill_id, (0, 0))[1],
         )
         for bill_id, row in locked.items()
     }
 
 
 async def lock_client(session: AsyncSession, practice_id: str, client_id: str) -> Row[Any]:
-    """The client row is the lock for the client's credit ledger."""
+    """The client row is the lock for the client's credit ledger. The row nearly always exists
+    (ClientUpserted made it): one round trip then; a client not heard of yet gets one first."""
+    locking = select(clients).where(clients.c.practice_id == practice_id, clients.c.id == client_id).with_for_update()
+    row = (await session.execute(locking)).one_or_none()
+    if row is not None:
+        return row
     await session.execute(insert(clients).values(practice_id=practice_id, id=client_id).on_conflict_do_nothing())
-    return (
-        await session.execute(
-            select(clients).where(clients.c.practice_id == practice_id, clients.c.id == client_id).with_for_update()
-        )
-    ).one()
+    return (await session.execute(locking)).one()
 
 
 async def credit_balance(session: AsyncSession, practice_id: str, client_id: str) -> int:

@@ -2,7 +2,7 @@
 payment's public view (computed from the ledgers, never from stored totals)."""
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,14 +105,22 @@ async def payment_row(session: AsyncSession, payment_id: str) -> Row[Any]:
     return (await session.execute(select(payments).where(payments.c.id == payment_id))).one()
 
 
-async def payment_view(ctx: Payments, session: AsyncSession, row: Row[Any]) -> dict[str, Any]:
-    """A payment as the API shows it: what it applied to each bill now, its credit part, refunds."""
-    applied = await repo.payment_applications(session, row.id)
-    refund_rows = (
-        await session.execute(
-            select(refunds).where(refunds.c.payment_id == row.id).order_by(refunds.c.created_at.desc())
-        )
-    ).all()
+async def payment_view(
+    ctx: Payments, session: AsyncSession, row: Row[Any], *, fresh: Sequence[Application] | None = None
+) -> dict[str, Any]:
+    """A payment as the API shows it: what it applied to each bill now, its credit part, refunds.
+    `fresh`: the payment was recorded and settled in this very transaction with these (net)
+    applications, so nothing needs reading back: no refunds yet, its credit part is the rest."""
+    if fresh is not None:
+        applied, refund_rows, credit_cents = list(fresh), [], row.credit_cents
+    else:
+        applied = await repo.payment_applications(session, row.id)
+        refund_rows = (
+            await session.execute(
+                select(refunds).where(refunds.c.payment_id == row.id).order_by(refunds.c.created_at.desc())
+            )
+        ).all()
+        credit_cents = await repo.payment_credit_part(session, row.id)
     refunded = sum(r.amount_cents for r in refund_rows if r.status in ("pending", "succeeded"))
     return {
         "id": row.id,
@@ -133,7 +141,7 @@ async def payment_view(ctx: Payments, session: AsyncSession, row: Row[Any]) -> d
         "created_at": row.created_at,
         "bill_id": applied[0].bill_id if len(applied) == 1 else None,
         "allocations": [{"bill_id": a.bill_id, "amount_cents": a.amount_cents} for a in applied],
-        "credit_cents": await repo.payment_credit_part(session, row.id),
+        "credit_cents": credit_cents,
         "refunded_cents": refunded,
         "refundable_cents": row.amount_cents - refunded if row.status == "succeeded" else 0,
         "refunds": [refund_view(r) for r in refund_rows],
