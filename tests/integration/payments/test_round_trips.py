@@ -1,0 +1,75 @@
+"""A cash payment's latency is its database round trips (README "Where a cash payment spends
+its time"): this counts them, so a change that adds one is seen. Counts, not clocks."""
+
+import asyncio
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi.encoders import jsonable_encoder
+from sqlalchemy import event
+
+from services.payments import repository as repo
+from services.payments.recording import record_payment
+from services.payments.schemas import PaymentIn
+from shared.auth import Principal
+from shared.runtime import Service
+from tests.conftest import eventually
+from tests.integration.payments.conftest import new_id, staff
+from tests.integration.payments.test_recording import open_bill
+
+MAX_STATEMENTS = 9
+"""Idempotency claim, bill lock, balances, client lock, payment, applications, outbox, plans
+check, idempotent answer: 9, inside one BEGIN ... COMMIT (there were 19 in two transactions,
+plus the pool's pre-ping of 3 round trips per checkout)."""
+
+
+@contextmanager
+def this_tasks_sql(svc: Service) -> Iterator[dict[str, list[str]]]:
+    """Statements and transactions the current task runs (the relay, consumers and other
+    background tasks share the engine and are left out)."""
+    me = asyncio.current_task()
+    seen: dict[str, list[str]] = {"statements": [], "transactions": []}
+    engine = svc.db.engine.sync_engine
+
+    def statement(conn: Any, cursor: Any, sql: str, *args: Any) -> None:
+        if asyncio.current_task() is me:
+            seen["statements"].append(sql.split("\n", 1)[0])
+
+    def begin(conn: Any) -> None:
+        if asyncio.current_task() is me:
+            seen["transactions"].append("BEGIN")
+
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "begin", begin)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine, "begin", begin)
+
+
+async def test_a_cash_payment_is_one_transaction_of_few_statements(svc, http, publish) -> None:
+    practice, client = new_id("p"), new_id("c")
+    bill_id = await open_bill(svc, publish, practice, client, owes=16000)
+
+    async def in_projection() -> set[str]:
+        async with svc.db.transaction() as session:
+            return await repo.existing_bill_ids(session, [bill_id])
+
+    await eventually(in_projection)  # the payment then finds its bill at the first try
+    req = PaymentIn(client_id=client, bill_id=bill_id, method="cash", amount_cents=16000)
+
+    with this_tasks_sql(svc) as seen:
+        status, body = await record_payment(svc.payments, Principal(practice, "staff"), req, new_id("key"))
+
+    assert status == 201 and body["status"] == "succeeded" and body["allocations"][0]["amount_cents"] == 16000
+    assert seen["transactions"] == ["BEGIN"], seen
+    assert 0 < len(seen["statements"]) <= MAX_STATEMENTS, "\n".join(seen["statements"])
+    # the answer built from what the transaction knew is the payment as read back later
+    again = await http.get(f"/v1/payments/{body['id']}", headers=staff(practice))
+    read_back, answered = again.json(), jsonable_encoder(body)
+    for when in ("paid_at", "created_at"):  # the same instant, spelt "Z" or "+00:00"
+        assert dt.datetime.fromisoformat(read_back.pop(when)) == dt.datetime.fromisoformat(answered.pop(when))
+    assert read_back == answered
