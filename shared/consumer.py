@@ -10,6 +10,7 @@ those are retried without limit and never dead-lettered.
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -63,6 +64,13 @@ def is_transient(exc: BaseException) -> bool:
     return exc.connection_invalidated or sqlstate in RETRY_SQLSTATES or sqlstate.startswith(RETRY_SQLSTATE_CLASSES)
 
 
+def header(record: ConsumerRecord[Any, Any], name: str) -> str | None:
+    for key, value in record.headers or ():
+        if key == name:
+            return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    return None
+
+
 @dataclass
 class Failure:
     record: ConsumerRecord[Any, Any]
@@ -98,7 +106,7 @@ class EventConsumer:
         dead: list[Failure] = []
         for record in records:
             try:
-                envelope = parse_event(record.value)
+                envelope = parse_event(record.value, header(record, "event-type"))
             except BadEvent as exc:
                 dead.append(Failure(record, str(exc), "BadEvent", 0))
                 continue
@@ -119,13 +127,14 @@ class EventConsumer:
             await self._dead_letter(dead)
 
     async def _apply(self, envelopes: Sequence[Envelope[Any]]) -> None:
+        outcomes: Counter[tuple[str, str]] = Counter()
         async with self.db.transaction() as session:
             fresh = await claim(session, self.inbox, envelopes)
             todo = []
             for envelope in envelopes:
                 outcome = "applied" if envelope.event_id in fresh else "duplicate"
                 fresh.discard(envelope.event_id)
-                EVENTS_CONSUMED.labels(self.service, envelope.event_type, outcome).inc()
+                outcomes[envelope.event_type, outcome] += 1
                 if outcome == "applied":
                     todo.append(envelope)
             for event_type, run in groupby(todo, key=lambda e: e.event_type):
@@ -134,6 +143,9 @@ class EventConsumer:
                 else:
                     for envelope in run:
                         await self.handlers[event_type](session, envelope)
+        # counted once per batch, and only once it is committed (a retried batch counts once)
+        for (event_type, outcome), count in outcomes.items():
+            EVENTS_CONSUMED.labels(self.service, event_type, outcome).inc(count)
 
     async def _apply_with_transient_retry(self, envelopes: Sequence[Envelope[Any]]) -> None:
         delay = self.backoff_seconds
@@ -217,6 +229,10 @@ class EventConsumer:
             # FastStream sleeps this long after an empty poll: it bounds the latency an idle
             # consumer adds to the next event.
             batch_timeout_ms=self.settings.consumer_poll_ms,
+            # aiokafka keeps one fetch in flight per broker, without the partitions whose records
+            # wait in its buffer; a new event on such a partition waits for that fetch to come
+            # back, which the broker holds up to this long when the others are quiet (default 500).
+            fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.MANUAL,
             title=f"{self.service}:{self.topic}",

@@ -132,6 +132,7 @@ class Settings(BaseSettings):
     card_expiry_notice_days: int = 30
     card_expiry_scan_seconds: int = 3600
     consumer_poll_ms: int = 20
+    consumer_fetch_max_wait_ms: int = 50
     consumer_max_retries: int = 3
     consumer_retry_backoff_ms: int = 200
     outbox_poll_ms: int = 200

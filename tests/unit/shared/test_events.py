@@ -51,11 +51,31 @@ def _example(name: str) -> dict:
         (lambda e: e["data"]["session"].pop("date_of_service"), "date_of_service"),
     ],
 )
-def test_bad_events_are_rejected_with_the_field_named(mutate, reason: str) -> None:
+@pytest.mark.parametrize("header", [None, "SessionCompleted"])
+def test_bad_events_are_rejected_with_the_field_named(mutate, reason: str, header: str | None) -> None:
     event = _example("SessionCompleted-self-pay")
     mutate(event)
     with pytest.raises(BadEvent, match=reason):
-        parse_event(json.dumps(event))
+        parse_event(json.dumps(event), header)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_the_event_type_header_path_parses_as_the_general_one(path: Path) -> None:
+    raw = path.read_bytes()
+    assert parse_event(raw, json.loads(raw)["event_type"]) == parse_event(raw)
+
+
+def test_a_header_that_disagrees_with_the_body_does_not_decide_the_type() -> None:
+    raw = json.dumps(_example("SessionCompleted-self-pay"))
+    assert isinstance(parse_event(raw, "ClientUpserted").data, SessionCompleted)
+    assert isinstance(parse_event(raw, "NoSuchEvent").data, SessionCompleted)
+
+
+def test_a_nul_is_refused_on_the_header_path_too() -> None:
+    event = _example("SessionCompleted-self-pay")
+    event["data"]["session"]["place_of_service"] = "1\x001"
+    with pytest.raises(BadEvent, match="NUL"):
+        parse_event(json.dumps(event), "SessionCompleted")
 
 
 def test_not_json_is_a_bad_event() -> None:
