@@ -135,12 +135,17 @@ SEED = [
          CASE WHEN i % 3 = 0 THEN 'paid' ELSE 'open' END, 'client', DATE '2025-12-01' + (i % 365),
          DATE '2025-12-31' + (i % 365), NULL, 16000, 0, CASE WHEN i % 3 = 0 THEN 16000 ELSE 0 END,
          CASE WHEN i % 3 = 0 THEN 0 ELSE 16000 END,
-         '{"accounts_receivable": 16000, "service_revenue": -16000}'::jsonb
+         '{"accounts_receivable": 16000, "service_revenue": -16000}'::jsonb,
+         CASE WHEN i % 3 = 0 THEN 16000 ELSE 0 END, 0, CASE WHEN i % 3 = 0 THEN 0 ELSE 16000 END, 0
        FROM generate_series(1, :n) i""",
     """INSERT INTO bill_lines SELECT :p, 'b-' || i, 0, 's-' || i, (ARRAY['90837', '90834', '90791'])[1 + i % 3],
          DATE '2025-12-01' + (i % 365), 16000, CASE WHEN i % 3 = 0 THEN 16000 ELSE 0 END, 0,
-         CASE WHEN i % 3 = 0 THEN 0 ELSE 16000 END
+         CASE WHEN i % 3 = 0 THEN 0 ELSE 16000 END, 'clin-' || (i % 40)
        FROM generate_series(1, :n) i""",
+    # the sums the consumer keeps beside the lines and the payments
+    """INSERT INTO revenue_months SELECT practice_id, date_trunc('month', issued_on)::date, clinician_id, code,
+         sum(billed_cents), sum(collected_cents), sum(adjusted_cents), sum(outstanding_cents), count(*)
+       FROM bill_lines WHERE practice_id = :p GROUP BY 1, 2, 3, 4""",
     "INSERT INTO sessions SELECT :p, 's-' || i, 'clin-' || (i % 40) FROM generate_series(1, :n) i",
     """INSERT INTO bill_payments SELECT :p, 'b-' || i, 0, 'payment', 'client', 16000,
          TIMESTAMPTZ '2025-12-05 15:00Z' + (i % 365) * INTERVAL '1 day'
@@ -151,6 +156,9 @@ SEED = [
          (ARRAY['card', 'cash', 'check'])[1 + i % 3], 'b-' || i, 16000,
          TIMESTAMPTZ '2025-12-05 15:00Z' + (i % 365) * INTERVAL '1 day'
        FROM generate_series(3, :n, 3) i""",
+    """INSERT INTO payment_slots SELECT practice_id, date_bin('15 minutes', at, TIMESTAMPTZ '2000-01-01 00:00Z'),
+         method, sum(amount_cents) FILTER (WHERE kind = 'payment'), 0, count(*)
+       FROM money_facts WHERE practice_id = :p GROUP BY 1, 2, 3""",
     """INSERT INTO journal_entries SELECT 'je-b-' || i, :p, 'client-' || (i % 5000),
          TIMESTAMPTZ '2025-12-01 16:00Z' + (i % 365) * INTERVAL '1 day', DATE '2025-12-01' + (i % 365),
          'bill', 'b-' || i, 'Bill #' || i FROM generate_series(1, :n) i""",

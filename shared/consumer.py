@@ -84,7 +84,8 @@ class Failure:
 class EventConsumer:
     """Applies the events of one topic for one service. `handlers` maps event_type → handler;
     event types without a handler are acknowledged and ignored. A `batch_handlers` entry takes
-    each run of consecutive events of its type at once (bulk SQL for high-volume ingest)."""
+    each run of consecutive events it handles at once (bulk SQL for high-volume ingest); one
+    function registered for several types takes a run that mixes them, in order."""
 
     service: str
     topic: str
@@ -137,12 +138,13 @@ class EventConsumer:
                 outcomes[envelope.event_type, outcome] += 1
                 if outcome == "applied":
                     todo.append(envelope)
-            for event_type, run in groupby(todo, key=lambda e: e.event_type):
-                if event_type in self.batch_handlers:
-                    await self.batch_handlers[event_type](session, list(run))
+            # A run of consecutive events that one batch handler takes (it may take several types) goes at once.
+            for batch_handler, run in groupby(todo, key=lambda e: self.batch_handlers.get(e.event_type)):
+                if batch_handler is not None:
+                    await batch_handler(session, list(run))
                 else:
                     for envelope in run:
-                        await self.handlers[event_type](session, envelope)
+                        await self.handlers[envelope.event_type](session, envelope)
         # counted once per batch, and only once it is committed (a retried batch counts once)
         for (event_type, outcome), count in outcomes.items():
             EVENTS_CONSUMED.labels(self.service, event_type, outcome).inc(count)

@@ -12,8 +12,8 @@ from shared.settings import Settings
 
 def create_service(settings: Settings) -> Service:
     svc = Service("reports", settings, metadata)
-    svc.consume(topics.BILLING, handlers.billing(), batch_handlers=handlers.AUDIT)
-    svc.consume(topics.PAYMENTS, handlers.payments(), batch_handlers=handlers.AUDIT)
+    svc.consume(topics.BILLING, {}, batch_handlers=handlers.billing())
+    svc.consume(topics.PAYMENTS, {}, batch_handlers=handlers.payments())
     svc.consume(topics.DOCUMENTS, {}, batch_handlers=handlers.AUDIT)
     svc.consume(topics.NOTIFICATIONS, {}, batch_handlers=handlers.AUDIT)
     plain, batched = handlers.scheduling()

@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -45,7 +46,11 @@ sessions = Table(
     Column("clinician_id", String, nullable=False),
 )
 
-# The latest version of each bill, and what the journal has booked for it.
+# The latest version of each bill, and what the journal has booked for it. `moved_*` is what
+# payments, refunds and adjustments took off each payer's share (net), `open_cents` what is
+# left (total − both) and `open_insurance_cents` the insurer's part of it: kept by the consumer
+# with each version, so aging reads only the open bills (a partial index) and replays only the
+# moves after its cutoff.
 bills = Table(
     "bills",
     metadata,
@@ -64,10 +69,22 @@ bills = Table(
     Column("paid_cents", BigInteger, nullable=False),
     Column("balance_cents", BigInteger, nullable=False),
     Column("booked", JSONB, nullable=False),  # per account, what the journal holds for the bill
+    Column("moved_client_cents", BigInteger, nullable=False, server_default="0"),
+    Column("moved_insurance_cents", BigInteger, nullable=False, server_default="0"),
+    Column("open_cents", BigInteger, nullable=False, server_default="0"),
+    Column("open_insurance_cents", BigInteger, nullable=False, server_default="0"),
     Index("ix_bills_practice_issued", "practice_id", "issued_on"),
+    Index(
+        "ix_bills_open",
+        "practice_id",
+        "client_id",
+        postgresql_include=["issued_on", "due_date", "cancelled_at", "open_cents", "open_insurance_cents"],
+        postgresql_where=text("open_cents > 0"),
+    ),
 )
 
-# One row per bill line with the bill's figures spread over it (revenue report).
+# One row per bill line with the bill's figures spread over it (revenue report), and the
+# clinician of its session ('' until the session is known: topics arrive independently).
 bill_lines = Table(
     "bill_lines",
     metadata,
@@ -81,7 +98,25 @@ bill_lines = Table(
     Column("collected_cents", BigInteger, nullable=False),
     Column("adjusted_cents", BigInteger, nullable=False),
     Column("outstanding_cents", BigInteger, nullable=False),
+    Column("clinician_id", String, nullable=False, server_default=""),
     Index("ix_bill_lines_issued", "practice_id", "issued_on"),
+    Index("ix_bill_lines_session", "practice_id", "session_id"),
+)
+
+# bill_lines summed per month of issue, clinician and code, kept by the consumer in the same
+# transaction as the lines (revenue over whole months reads these, not every line).
+revenue_months = Table(
+    "revenue_months",
+    metadata,
+    Column("practice_id", String, primary_key=True),
+    Column("month", Date, primary_key=True),  # the first day of the month
+    Column("clinician_id", String, primary_key=True),
+    Column("code", String, primary_key=True),
+    Column("billed_cents", BigInteger, nullable=False),
+    Column("collected_cents", BigInteger, nullable=False),
+    Column("adjusted_cents", BigInteger, nullable=False),
+    Column("outstanding_cents", BigInteger, nullable=False),
+    Column("line_count", Integer, nullable=False),  # 0: every line left (rows are never deleted)
 )
 
 # Payments, refunds, adjustments and their reversals as the bill shows them (aging as of a past date).
@@ -95,6 +130,7 @@ bill_payments = Table(
     Column("payer", String, nullable=False),
     Column("amount_cents", BigInteger, nullable=False),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Index("ix_bill_payments_at", "practice_id", "occurred_at"),
 )
 
 # Money in and out (payments report): one row per part of a payment or refund (per bill it
@@ -117,6 +153,19 @@ money_facts = Table(
     Index("ix_money_facts_payment", "practice_id", "payment_id"),
 )
 
+# money_facts summed per quarter hour (every timezone's midnight falls on one) and method, kept
+# by the consumer in the same transaction as the facts: payments by method or day read these.
+payment_slots = Table(
+    "payment_slots",
+    metadata,
+    Column("practice_id", String, primary_key=True),
+    Column("slot", DateTime(timezone=True), primary_key=True),
+    Column("method", String, primary_key=True),
+    Column("payments_cents", BigInteger, nullable=False),
+    Column("refunds_cents", BigInteger, nullable=False),
+    Column("payment_count", Integer, nullable=False),
+)
+
 journal_entries = Table(
     "journal_entries",
     metadata,
@@ -129,6 +178,7 @@ journal_entries = Table(
     Column("source_id", String, nullable=False),
     Column("memo", Text, nullable=False),
     Index("ix_journal_entries_practice_at", "practice_id", "at"),
+    Index("ix_journal_entries_practice_on", "practice_id", "on_date"),
 )
 
 journal_lines = Table(

@@ -17,7 +17,6 @@ The journal (CONTRACT.md, reports): every money fact is one entry whose debits e
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Literal
 
 Account = Literal[
@@ -222,6 +221,29 @@ def credit_adjustment_entry(entry_id: str, kind: str, amount_cents: int) -> Jour
 BUCKETS = ("current", "d1_30", "d31_60", "d61_90", "d90_plus")
 """Aging by days past the due date: not yet due, 1–30, 31–60, 61–90, over 90 (in SQL: queries.aging)."""
 
+MOVE_SIGN: dict[str, int] = {"payment": 1, "adjustment": 1, "refund": -1, "adjustment_reversed": -1}
+"""How a move on a bill changes what was taken off it (queries.aging replays the same rule in SQL)."""
+
+
+@dataclass(frozen=True)
+class OpenBalance:
+    moved_client_cents: int
+    moved_insurance_cents: int
+    open_cents: int
+    open_insurance_cents: int
+
+
+def open_balance(total_cents: int, insurance_share_cents: int, moves: Iterable[tuple[str, str, int]]) -> OpenBalance:
+    """What a bill still owes after its moves `(kind, payer, cents)`, and the insurer's part of
+    it: each payer's moves go to its own share first (billing's rule), so the insurer owes its
+    share less its own moves, never more than is open."""
+    moved = {"client": 0, "insurance": 0}
+    for kind, payer, cents in moves:
+        moved["insurance" if payer == "insurance" else "client"] += MOVE_SIGN[kind] * cents
+    left = total_cents - moved["client"] - moved["insurance"]
+    insurance = max(0, min(left, insurance_share_cents - moved["insurance"])) if left > 0 else 0
+    return OpenBalance(moved["client"], moved["insurance"], left, insurance)
+
 
 # ---- spreading a bill over its lines -----------------------------------------------------
 
@@ -266,10 +288,6 @@ ZERO_DECIMAL = frozenset(
 )
 
 
-def amount(cents: int, currency: str) -> str:
-    """Minor units as the decimal an accounting package imports ("1234.50"); "" for zero."""
-    if cents == 0:
-        return ""
-    if currency.upper() in ZERO_DECIMAL:
-        return str(cents)
-    return str((Decimal(cents) / 100).quantize(Decimal("0.01")))
+def minor_digits(currency: str) -> int:
+    """Decimal places of the currency's amounts ("1234.50" in USD, "1234" in JPY)."""
+    return 0 if currency.upper() in ZERO_DECIMAL else 2

@@ -238,8 +238,19 @@ def test_line_figures_keep_billed_equal_to_collected_adjusted_outstanding() -> N
     ]
 
 
-def test_amounts_in_the_practice_currency() -> None:
-    assert domain.amount(123_450, "USD") == "1234.50"
-    assert domain.amount(5, "EUR") == "0.05"
-    assert domain.amount(1_500, "JPY") == "1500"
-    assert domain.amount(0, "USD") == ""
+def test_decimal_places_of_the_practice_currency() -> None:
+    assert [domain.minor_digits(c) for c in ("USD", "EUR", "JPY", "krw")] == [2, 2, 0, 0]
+
+
+def test_open_balance_takes_each_payers_moves_off_its_own_share_first() -> None:
+    # A 200.00 bill, 170.00 of it the insurer's: the client's 30.00 copay leaves the insurer owing all its share.
+    assert domain.open_balance(20_000, 17_000, [("payment", "client", 3_000)]) == domain.OpenBalance(
+        3_000, 0, 17_000, 17_000
+    )
+    # The insurer pays 150.00, refunds 20.00 of it; a 10.00 client write-off: 60.00 open, 40.00 of it the insurer's.
+    moves = [("payment", "insurance", 15_000), ("refund", "insurance", 2_000), ("adjustment", "client", 1_000)]
+    assert domain.open_balance(20_000, 17_000, moves) == domain.OpenBalance(1_000, 13_000, 6_000, 4_000)
+    # A reversed write-off owes again; an overpaid bill is open for nothing.
+    moves = [("adjustment", "client", 5_000), ("adjustment_reversed", "client", 5_000)]
+    assert domain.open_balance(5_000, 0, moves) == domain.OpenBalance(0, 0, 5_000, 0)
+    assert domain.open_balance(5_000, 5_000, [("payment", "client", 6_000)]) == domain.OpenBalance(6_000, 0, -1_000, 0)
