@@ -6,8 +6,13 @@ HTTP writes are recorded without each route saying so: an ASGI middleware (insta
 `Service.http_app`) keeps the request's scope in a context variable, `current_principal`
 notes who acts on it, and `shared.http` (the one place every write's
 answer is stored, `idempotent_store`) calls `record_request` inside the write's transaction. Other writers (jobs,
-the pay page, downloads) call `record` or `record_request` themselves."""
+the pay page, downloads) call `record` or `record_request` themselves. Writes made outside any
+request by someone other than staff or a client (the payments reconciler, a Stripe webhook) run
+under `acting_as(actor, role)`, and the shared code that makes them calls `record_effect`, which
+records only under such an actor (a staff request's write is already recorded once, as the request)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -18,6 +23,7 @@ from shared.events import AuditRecorded, AuditResource, new_envelope
 
 _SCOPE: ContextVar[dict[str, Any] | None] = ContextVar("audit_scope", default=None)
 _PRINCIPAL, _ROLE, _KIND, _DONE = "audit.principal", "audit.role", "audit.kind", "audit.recorded"
+_ACTOR: ContextVar[tuple[str, str] | None] = ContextVar("audit_actor", default=None)
 
 
 class AuditContext:
@@ -141,6 +147,34 @@ async def automation(
     """A write made by a scheduled job: automation is an actor too."""
     await record(session, outbox, service, practice_id=practice_id, actor="automation", role="automation",
                  action=action, kind=kind, resource_id=rid, client_id=client_id)  # fmt: skip
+
+
+@contextmanager
+def acting_as(actor: str, role: str) -> Iterator[None]:
+    """Writes made inside this block are `actor`'s (e.g. `reconciler`/`automation`, `stripe`/`webhook`)."""
+    token = _ACTOR.set((actor, role))
+    try:
+        yield
+    finally:
+        _ACTOR.reset(token)
+
+
+async def record_effect(
+    session: AsyncSession,
+    outbox: Any,
+    service: str,
+    *,
+    practice_id: str,
+    action: str,
+    kind: str,
+    resource_id: str,
+    client_id: str | None,
+) -> None:
+    """A write the actor of `acting_as` made, in its transaction; nothing outside such a block."""
+    who = _ACTOR.get()
+    if who is not None:
+        await record(session, outbox, service, practice_id=practice_id, actor=who[0], role=who[1], action=action,
+                     kind=kind, resource_id=resource_id, client_id=client_id)  # fmt: skip
 
 
 async def record_download(db: Any, client_id: str) -> None:

@@ -148,6 +148,9 @@ async def create_superbills(db: AsyncSession, outbox: Outbox, practice_id: str, 
                     db, outbox, practice_id, client_id=client_id, session_ids=session_ids, start=None,
                     end=None, pay_to="client", now=as_of,
                 )  # fmt: skip
+                await audit.automation(
+                    db, outbox, "billing", practice_id, "create_superbill", "superbill", str(row.id), client_id
+                )
             created.append({"superbill_id": str(row.id), "number": row.number, "client_id": client_id,
                             "session_ids": session_ids})  # fmt: skip
         except domain.RuleViolation as exc:

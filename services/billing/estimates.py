@@ -18,6 +18,7 @@ from services.billing import repository as repo
 from services.billing.bills import stage
 from services.billing.db import bill_lines, bills, clinicians, good_faith_estimates
 from services.billing.issued import IssuedKind
+from shared import audit
 from shared.events import (
     DocumentSource,
     GoodFaithEstimateCreated,
@@ -212,6 +213,8 @@ async def renew_due(db: AsyncSession, outbox: Outbox, practice_id: str, *, now: 
             async with db.begin_nested():
                 new = await create_estimate(db, outbox, practice_id, request, now=now)
                 await ESTIMATES.share(db, outbox, new, now=now)
+                await audit.automation(db, outbox, "billing", practice_id, "renew_good_faith_estimate",
+                                       "good_faith_estimate", str(new.id), row.client_id)  # fmt: skip
                 await db.execute(update(t).where(t.c.id == row.id).values(renewed_by=new.id))
         except domain.RuleViolation as exc:  # e.g. the practice's NPI removed: reported, retried next run
             renewed.append({"estimate_id": str(row.id), "skipped": exc.code, "detail": exc.message})

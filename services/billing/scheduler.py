@@ -1,5 +1,6 @@
 """Scheduled shares: bills, statements and superbills whose `share_scheduled_at` has come are shared by
-whichever replica gets to them first (rows locked with SKIP LOCKED, so each is shared once)."""
+whichever replica gets to them first (rows locked with SKIP LOCKED, so each is shared once), each
+recorded in the audit log as automation's doing."""
 
 import datetime as dt
 import logging
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.billing import bills, estimates, statements, superbills
 from services.billing import repository as repo
 from services.billing.db import bills as bills_table
+from shared import audit
 from shared.db import Database
 from shared.outbox import Outbox
 from shared.polling import every
@@ -27,10 +29,14 @@ async def share_due_in(
             await repo.update_bill(session, bill.id, share_scheduled_at=None)
             continue
         await bills.share_bill(session, outbox, bill, now=now)
+        await audit.automation(session, outbox, "billing", bill.practice_id, "share_bill", "bill", str(bill.id),
+                               bill.client_id)  # fmt: skip
     shared = len(due)
     for kind in (statements.STATEMENTS, superbills.SUPERBILLS, estimates.ESTIMATES):
         for row in await kind.due_for_share(session, now, practice_id=practice_id):
             await kind.share(session, outbox, row, now=now)
+            await audit.automation(session, outbox, "billing", row.practice_id, f"share_{kind.name}", kind.name,
+                                   str(row.id), row.client_id)  # fmt: skip
             shared += 1
     return shared
 

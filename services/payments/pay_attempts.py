@@ -153,6 +153,11 @@ async def settle_in(
     else:
         return str(a.status)  # requires_action, processing, ...: not decided yet
     await session.execute(update(pay_attempts).where(pay_attempts.c.id == a.id).values(**values))
+    # Settled by a webhook (the pay page's own read-back is recorded as its request).
+    if status in (SUCCEEDED, FAILED) and status != a.status:
+        await audit.record_effect(session, ctx.svc.outbox, "payments", practice_id=a.practice_id,
+                                  action=f"pay_page_payment_{status}", kind="payment", resource_id=a.id,
+                                  client_id=a.client_id)  # fmt: skip
     return status
 
 

@@ -19,6 +19,7 @@ from services.payments.recording import charge_online, settle_intent
 from services.payments.refunds import refused, settle_refund
 from services.payments.service import Payments
 from services.payments.stripe_gateway import MISSING, StripeDeclined, StripeUnavailable
+from shared import audit
 from shared.polling import every
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,13 @@ LOCK_ID = zlib.crc32(b"payments:reconciler")
 
 
 async def reconcile_pending(ctx: Payments, *, older_than: dt.timedelta) -> int:
-    """One pass; returns how many pending payments and refunds it looked at."""
+    """One pass; returns how many pending payments and refunds it looked at. What it settles,
+    fails or reverses is the reconciler's doing in the audit log (actor `reconciler`)."""
+    with audit.acting_as("reconciler", "automation"):
+        return await _reconcile(ctx, older_than)
+
+
+async def _reconcile(ctx: Payments, older_than: dt.timedelta) -> int:
     cutoff = dt.datetime.now(dt.UTC) - older_than
     async with ctx.svc.db.engine.connect() as conn:
         if not await conn.scalar(text("SELECT pg_try_advisory_lock(:id)"), {"id": LOCK_ID}):

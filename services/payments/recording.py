@@ -406,6 +406,7 @@ async def settle_intent_in(
     """settle_intent inside the caller's transaction (the webhook records the event with it)."""
     row = (await session.execute(select(payments).where(payments.c.id == payment_id).with_for_update())).one()
     if row.status == "pending":
+        settled = None
         if result is not None and result.status == "succeeded" and not _same_money(row, result):
             reason = f"Stripe charged {result.amount} {result.currency}, not {row.amount_cents} {row.currency}"
             log.error("payment %s held for review: Stripe's amount or currency differs from ours", row.id)
@@ -414,15 +415,21 @@ async def settle_intent_in(
                 .where(payments.c.id == payment_id)
                 .values(status="review", failure_reason=reason, stripe_payment_intent_id=result.intent_id)
             )
+            settled = "hold_payment_for_review"
         elif declined is not None or (result and result.status in ("requires_payment_method", "canceled")):
             reason = declined.reason if declined else (result.failure_reason if result else None)
             await _fail(ctx, session, row, reason or "the card was declined", result)
+            settled = "fail_payment"
         elif result is not None and result.status == "succeeded":
             await mark_succeeded(ctx, session, payment_id, result)
+            settled = "settle_payment"
         elif result is not None:
             await session.execute(
                 update(payments).where(payments.c.id == payment_id).values(stripe_payment_intent_id=result.intent_id)
             )
+        if settled:  # by the reconciler or a webhook (a request's own settling is recorded as the request)
+            await audit.record_effect(session, ctx.svc.outbox, "payments", practice_id=row.practice_id, action=settled,
+                                      kind="payment", resource_id=payment_id, client_id=row.client_id)  # fmt: skip
     answer = await _answer(ctx, session, await payment_row(session, payment_id))
     if key:
         await idempotent_store(session, ctx.svc.idempotency_table, row.practice_id, key, *answer)

@@ -15,6 +15,7 @@ from services.payments.domain import Application, PaymentRuleError, plan_refund,
 from services.payments.schemas import RefundIn
 from services.payments.service import Payments, allocations, payment_info, payment_row, refund_view, rule_error
 from services.payments.stripe_gateway import StripeDeclined, StripeUnavailable
+from shared import audit
 from shared.events import PaymentRefunded, RefundInfo
 from shared.http import ApiError, idempotent_replay, idempotent_store, not_found, request_fingerprint
 
@@ -156,6 +157,9 @@ async def refund_in_tx(
     refund = await _refund_row(session, refund_id)
     if status == "succeeded":
         await _stage_refunded(ctx, session, payment, refund)
+    await audit.record_effect(session, ctx.svc.outbox, "payments", practice_id=payment.practice_id,
+                              action=f"record_{source}_refund", kind="refund", resource_id=refund_id,
+                              client_id=payment.client_id)  # fmt: skip
     return refund
 
 
@@ -207,6 +211,9 @@ async def settle_refund_in(
         )
         refund = await _refund_row(session, refund_id)
         await _stage_refunded(ctx, session, await payment_row(session, refund.payment_id), refund)
+        await audit.record_effect(session, ctx.svc.outbox, "payments", practice_id=refund.practice_id,
+                                  action="settle_refund", kind="refund", resource_id=refund_id,
+                                  client_id=refund.client_id)  # fmt: skip
     return refund
 
 
@@ -253,4 +260,7 @@ async def reverse_refund_in(ctx: Payments, session: AsyncSession, refund_id: str
         payment_id=payment.id, refund_id=refund.id, reason=reason,
     )  # fmt: skip
     await session.execute(update(refunds).where(refunds.c.id == refund_id).values(status="failed", reason=reason))
+    await audit.record_effect(session, ctx.svc.outbox, "payments", practice_id=refund.practice_id,
+                              action="reverse_refund", kind="refund", resource_id=refund_id,
+                              client_id=refund.client_id)  # fmt: skip
     return str(refund.practice_id)

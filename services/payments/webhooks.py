@@ -32,6 +32,7 @@ from services.payments.recording import settle_intent_in
 from services.payments.refunds import refund_in_tx, reverse_refund_in, settle_refund_in
 from services.payments.service import Payments
 from services.payments.stripe_gateway import intent_result
+from shared import audit
 from shared.http import ApiError
 from shared.runtime import ServiceDep
 
@@ -59,7 +60,8 @@ async def stripe_webhook(request: Request, service: ServiceDep) -> dict[str, Any
             )
             if not first:
                 return {"received": True, "duplicate": True}
-            await handle_event(ctx, session, event["type"], event["data"]["object"])
+            with audit.acting_as("stripe", "webhook"):  # what the event changes is Stripe's doing in the audit log
+                await handle_event(ctx, session, event["type"], event["data"]["object"])
     except NotSettledYet as exc:
         log.warning("%s %s waits for payment %s to settle; Stripe delivers it again", event["type"], event["id"], exc)
         raise ApiError(

@@ -136,18 +136,27 @@ async def journal(
     return JSONResponse({"currency": practice.currency, "items": items, "next_cursor": next_cursor})
 
 
+CSV_CHUNK_BYTES = 64 * 1024
+
+
 async def _journal_csv(
     svc: Service, practice: queries.Practice, start: dt.date | None, end: dt.date | None
 ) -> AsyncIterator[bytes]:
-    """Chunks of COPY's output as they come (a bounded queue between the query and the client)."""
+    """COPY's output as it comes, in pieces of about 64 KB (COPY hands over a row at a time),
+    through a bounded queue between the query and the client."""
     chunks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=16)
+    pending = bytearray()
 
-    async def sink(chunk: bytes) -> None:
-        await chunks.put(bytes(chunk))
+    async def sink(row: bytes) -> None:
+        pending.extend(row)
+        if len(pending) >= CSV_CHUNK_BYTES:
+            await chunks.put(bytes(pending))
+            pending.clear()
 
     async def copy() -> None:
         async with svc.db.transaction() as session:
             await queries.journal_csv(session, practice, start, end, sink)
+        await chunks.put(bytes(pending))
         await chunks.put(None)
 
     task = asyncio.create_task(copy())

@@ -181,9 +181,9 @@ async def _by_clinician(session: AsyncSession, practice_id: str, params: dict[st
     counted: dict[str | None, set[str]] = defaultdict(set)
     for f in facts:
         bill_lines = lines.get(f.bill_id or "") or [(None, 1)]
-        for (clinician, _), part in zip(
-            bill_lines, domain.split(int(f.amount_cents), [w for _, w in bill_lines]), strict=True
-        ):
+        amount = int(f.amount_cents)
+        parts = [amount] if len(bill_lines) == 1 else domain.split(amount, [w for _, w in bill_lines])
+        for (clinician, _), part in zip(bill_lines, parts, strict=True):
             if part:
                 cents[clinician][0 if f.kind == "payment" else 1] += part
                 if f.kind == "payment":
@@ -343,8 +343,13 @@ SELECT n.no AS "JournalNo", to_char(n.day, 'YYYY-MM-DD') AS "JournalDate",
   coalesce((CAST(:names AS text[]))[array_position(CAST(:accounts AS text[]), CAST(l.account AS text))], l.account)
     AS "AccountName",
   {_amount("l.debit_cents")} AS "Debits", {_amount("l.credit_cents")} AS "Credits", n.memo AS "Description"
-FROM n JOIN journal_lines l ON l.entry_id = n.entry_id ORDER BY n.no, l.line_no
+FROM n CROSS JOIN LATERAL (
+  SELECT line_no, account, debit_cents, credit_cents FROM journal_lines WHERE entry_id = n.entry_id OFFSET 0
+) l
+ORDER BY n.no, l.line_no
 """
+"""(`OFFSET 0` keeps the lines a lookup per entry by primary key: joined as a whole, the planner
+hashes every line of the practice to find a month's.)"""
 
 
 async def journal_csv(

@@ -3,9 +3,12 @@
 
 from typing import Any
 
+from shared import topics
 from shared.auth import issue_token
-from tests.conftest import eventually
+from tests.conftest import eventually, example_event
 from tests.integration.billing.conftest import Practice, _all_in
+from tests.integration.billing.test_automation import _paid_bill, run, uid
+from tests.integration.billing.test_superbills import PRACTICE_INFO
 
 
 async def test_each_write_is_audited_once_and_refused_ones_not_at_all(practice: Practice) -> None:
@@ -37,3 +40,32 @@ async def test_each_write_is_audited_once_and_refused_ones_not_at_all(practice: 
         {"actor": "staff", "role": "staff", "service": "billing", "ip": "127.0.0.1", "action": "put_settings",
          "resource": {"kind": "setting", "id": None}, "client_id": None},
     ]  # fmt: skip
+
+
+async def test_scheduled_shares_and_the_monthly_superbill_run_are_automations_doing(practice: Practice) -> None:
+    """Automation is an actor too: what the scheduler shares and the superbill run creates is
+    recorded as `automation`, in the transaction that does it; the staff request that set the
+    run off (POST /v1/automation/run) is recorded as the staff's."""
+    cid, sid = uid("client"), uid("s")
+    await practice.put("/v1/settings", {**PRACTICE_INFO, "superbill_creation_day": 28, "auto_share_bills": True,
+                                        "auto_share_delay_hours": 2})  # fmt: skip
+    await practice.send(topics.SCHEDULING, example_event("ClinicianUpserted"), key="clin")
+    await practice.client(cid)
+    await practice.session(sid, cid, example="insurance-telehealth", date_of_service="2027-01-20")
+    await practice.put(f"/v1/clients/{cid}/billing-profile", {"automatic_superbills": True})
+    bill = await _paid_bill(practice, cid, sid)
+    assert (await run(practice, "auto_share", bill["share_scheduled_at"]))["shared"] == 1
+    [made] = (await run(practice, "superbill_creation", "2027-02-28T15:00:00Z"))["superbills"]
+
+    def audits(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [e["data"] for e in events if e["event_type"] == "AuditRecorded"]
+
+    def done(events: list[dict[str, Any]]) -> bool:
+        return {"share_bill", "create_superbill"} <= {a["action"] for a in audits(events)}
+
+    got = [a for a in audits(await practice.events(until=done, audit=True)) if a["actor"] == "automation"]
+    by_automation = {"actor": "automation", "role": "automation", "service": "billing", "client_id": cid, "ip": None}
+    assert sorted(got, key=lambda a: a["action"]) == [
+        by_automation | {"action": "create_superbill", "resource": {"kind": "superbill", "id": made["superbill_id"]}},
+        by_automation | {"action": "share_bill", "resource": {"kind": "bill", "id": bill["id"]}},
+    ]
