@@ -545,10 +545,11 @@ class AuditResource(Model):
 class AuditRecorded(Model):
     """Who did what: a write (by staff, a client, the pay page, automation) or a PDF download,
     staged through the service's outbox in the same transaction as the action (shared.audit).
-    `actor` is the token's `sub` (or `automation`, `pay_page`); reports keeps them append-only."""
+    `actor` is the token's `sub` (or `automation`, `pay_page`, `reconciler`, `stripe`); reports
+    keeps them append-only."""
 
     actor: str
-    role: str  # staff | client | pay_page | automation
+    role: str  # staff | client | pay_page | automation | webhook
     service: str
     action: str
     resource: AuditResource
