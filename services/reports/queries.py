@@ -34,12 +34,14 @@ class Practice:
         return dt.datetime.now(self.tz).date()
 
     def bounds(self, start: dt.date | None, end: dt.date | None) -> tuple[dt.datetime, dt.datetime]:
-        """[start 00:00, end+1 00:00) in the practice's timezone; open ends are far away."""
-        lo = dt.datetime.combine(start, dt.time(), self.tz) if start else dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+        """[start 00:00, end+1 00:00) in the practice's timezone; open ends (and the first and last
+        days a date can name, whose midnight elsewhere is out of range) are far away."""
+        far_past, far_future = dt.datetime(1900, 1, 1, tzinfo=dt.UTC), dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+        lo = dt.datetime.combine(start, dt.time(), self.tz) if start and far_past.date() < start else far_past
         hi = (
             dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), self.tz)
-            if end
-            else dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
+            if end and end < far_future.date()
+            else far_future
         )
         return lo, hi
 
