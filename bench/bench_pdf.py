@@ -19,7 +19,8 @@ from sqlalchemy import func, select
 
 from bench.common import PRACTICE, isolated_settings
 from services.documents.domain import prepare
-from services.documents.rendering import html_to_pdf, render_html, warm_up
+from services.documents.pdf import html_to_pdf
+from services.documents.rendering import render_html, warm_up
 from shared import topics
 from shared.events import BillCreated, BillSnapshot, new_envelope
 from shared.kafka import client_options

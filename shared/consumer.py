@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared import topics
 from shared.db import Database
 from shared.events import BadEvent, Envelope, parse_event
-from shared.inbox import claim
+from shared.inbox import claim, claim_ids
 from shared.logs import describe_error
 from shared.metrics import DEAD_LETTERED, EVENTS_CONSUMED
 from shared.outbox import OutboundMessage, Publisher
@@ -69,6 +69,12 @@ def header(record: ConsumerRecord[Any, Any], name: str) -> str | None:
         if key == name:
             return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
     return None
+
+
+def dead_letter_id(record: ConsumerRecord[Any, Any]) -> str:
+    """The inbox id of a dead letter: the record's coordinates (not its event id, so a fixed
+    event replayed from the DLQ onto its topic is applied, not taken for a duplicate)."""
+    return f"dlq:{record.topic}:{record.partition}:{record.offset}"
 
 
 @dataclass
@@ -183,41 +189,52 @@ class EventConsumer:
         return Failure(record, describe_error(last), type(last).__name__, self.max_retries, envelope)
 
     async def _dead_letter(self, failures: Sequence[Failure]) -> None:
-        messages = []
-        for f in failures:
-            r = f.record
-            headers = {k: v.decode(errors="replace") for k, v in (r.headers or ())}
-            headers.update(
-                {
-                    "error": f.reason[:2000],
-                    "error-type": f.error_type,
-                    "attempts": str(f.attempts),
-                    "original-topic": r.topic,
-                    "original-partition": str(r.partition),
-                    "original-offset": str(r.offset),
-                    "consumer-service": self.service,
-                }
-            )
-            key = r.key.decode(errors="replace") if isinstance(r.key, bytes) else str(r.key or "")
-            value = r.value if isinstance(r.value, bytes) else str(r.value).encode()
-            messages.append(OutboundMessage(topics.dlq(r.topic), key, value, headers))
-            log.error("dead-lettered %s@%s/%s: %s", r.topic, r.partition, r.offset, f.reason)
-        await self._publish_until_done(messages)
-        self.failures.extend(failures)
-        DEAD_LETTERED.labels(self.service, self.topic).inc(len(messages))
-
-    async def _publish_until_done(self, messages: Sequence[OutboundMessage]) -> None:
-        """A dead letter must be in the DLQ before this batch's offsets can be committed (the
-        next commit would skip the poison message for good): retry without limit."""
+        """Publish each failure to `<topic>.dlq` exactly once. A dead letter is claimed in the
+        inbox under its record's coordinates in the transaction that publishes it, so a batch
+        redelivered after a rebalance (its offsets not committed yet), or another replica on
+        the same record meanwhile, finds the claim and does not dead-letter it again. The one
+        window left is a crash between the DLQ's ack and that commit (as for the outbox relay).
+        The publish must succeed before this batch's offsets are committed (the next commit
+        would skip the poison message for good): it is retried without limit."""
+        claims = [(dead_letter_id(f.record), "DeadLetter") for f in failures]
         delay = self.backoff_seconds
         while True:
             try:
-                await self.dlq_publisher.publish_many(messages)
-                return
+                async with self.db.transaction() as session:
+                    fresh = await claim_ids(session, self.inbox, claims)
+                    todo = [f for f in failures if dead_letter_id(f.record) in fresh]
+                    if todo:
+                        await self.dlq_publisher.publish_many([self._dead_letter_message(f) for f in todo])
+                break
             except Exception as exc:
-                log.warning("DLQ publish failed, retrying in %.1fs: %s", delay, exc)
+                log.warning("DLQ publish failed, retrying in %.1fs: %s", delay, describe_error(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        for f in todo:
+            r = f.record
+            log.error("dead-lettered %s@%s/%s: %s", r.topic, r.partition, r.offset, f.reason)
+        if len(todo) < len(failures):
+            log.info("%d dead letters were already in the DLQ (redelivered batch)", len(failures) - len(todo))
+        self.failures.extend(todo)
+        DEAD_LETTERED.labels(self.service, self.topic).inc(len(todo))
+
+    def _dead_letter_message(self, f: Failure) -> OutboundMessage:
+        r = f.record
+        headers = {k: v.decode(errors="replace") for k, v in (r.headers or ())}
+        headers.update(
+            {
+                "error": f.reason[:2000],
+                "error-type": f.error_type,
+                "attempts": str(f.attempts),
+                "original-topic": r.topic,
+                "original-partition": str(r.partition),
+                "original-offset": str(r.offset),
+                "consumer-service": self.service,
+            }
+        )
+        key = r.key.decode(errors="replace") if isinstance(r.key, bytes) else str(r.key or "")
+        value = r.value if isinstance(r.value, bytes) else str(r.value).encode()
+        return OutboundMessage(topics.dlq(r.topic), key, value, headers)
 
     def subscribe(self, broker: KafkaBroker, *, max_records: int = 500) -> None:
         """Register on the FastStream broker: batch consumption, manual commit after the DB commit."""
@@ -236,6 +253,9 @@ class EventConsumer:
             # back, which the broker holds up to this long when the others are quiet (default 500).
             fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
             auto_offset_reset="earliest",
+            group_instance_id=self.settings.kafka_group_instance_id,
+            session_timeout_ms=self.settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=self.settings.kafka_heartbeat_interval_ms,
             ack_policy=AckPolicy.MANUAL,
             title=f"{self.service}:{self.topic}",
         )

@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     # an outbox row larger than this (value + key + headers) is parked, not published: one
     # oversize event must not stop a service's relay for every tenant (Kafka's default limit is 1 MiB)
     kafka_max_message_bytes: int = 1_000_000
+    # consumer groups: a replica's stable id (a StatefulSet pod name, `billing-0`) makes its
+    # membership static (KIP-345): restarted after a crash it takes its partitions back at once,
+    # without waiting for the session timeout or moving anyone else's; unset = dynamic members.
+    # The session timeout is how long a dead member (kill -9, no LeaveGroup) holds its
+    # partitions; the heartbeat is how soon the others hear of a rebalance.
+    kafka_group_instance_id: str | None = None
+    kafka_session_timeout_ms: int = 10_000
+    kafka_heartbeat_interval_ms: int = 1_000
     topic_prefix: str = ""
     topic_partitions: int = 6
     pg_host: str = "127.0.0.1"

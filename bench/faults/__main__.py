@@ -53,7 +53,7 @@ async def run(args: argparse.Namespace) -> int:
     # SIGTERM (CI timeouts, `kill`) stops the private stack like Ctrl-C does.
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)  # type: ignore[union-attr]
     rng = random.Random(args.seed)
-    stack = PrivateStack(args.dir, Ports(args.base_port), replicas=args.replicas)
+    stack = PrivateStack(args.dir.resolve(), Ports(args.base_port), replicas=args.replicas)
     proxy = StripeProxy(f"http://127.0.0.1:{stack.ports.localstripe}", stack.ports.stripe_proxy, lose_delay=5.0)
     t0 = time.monotonic()
     await proxy.start()
@@ -118,7 +118,8 @@ def print_table(args, chaos: Chaos, workload: Workload, report: Report, calm: bo
     for name, n in sorted(chaos.injected.items(), key=lambda x: -x[1]):
         f50, fmax, fnever = chaos.recovery_stats(name)
         rec = f"{f50:5.1f} / {fmax:5.1f} s" if f50 is not None else "  n/a"
-        print(f"  {n:5d}  {name:40s} {rec}{f'  ({fnever} never)' if fnever else ''}")
+        where = ", ".join(f"{stage} {t:.1f}" for stage, t in chaos.stage_medians(name).items())
+        print(f"  {n:5d}  {name:40s} {rec}{f'  ({fnever} never)' if fnever else ''}  [{where}]")
     print(f"operations done: {sum(ops.values())}")
     for name, n in sorted(ops.items(), key=lambda x: -x[1]):
         print(f"  {n:5d}  {name}")

@@ -15,10 +15,13 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import httpx
+
 from bench.faults.client import Api, Upstream
 from bench.faults.infra import SERVICES, PrivateStack, wait_port
 from bench.faults.stripe_proxy import StripeProxy
 from bench.faults.workload import MONTH, Client, ExpectedBill, Workload, client_event, session_event
+from shared.money import format_money
 
 
 def needs(fault: str) -> set[str]:
@@ -36,6 +39,7 @@ def needs(fault: str) -> set[str]:
 class Recovery:
     fault: str
     seconds: float | None  # None: the canary never arrived
+    stages: dict[str, float] = field(default_factory=dict)  # stage → seconds after the restart
 
 
 @dataclass
@@ -47,14 +51,15 @@ class Chaos:
     injected: Counter = field(default_factory=Counter)
     recoveries: list[Recovery] = field(default_factory=list)
     canary_timeout: float = 300.0
-    mean_interval: float = 4.0  # seconds between faults, on average (exponential)
-    max_in_flight: int = 3
+    mean_interval: float = 3.0  # seconds between faults, on average (exponential)
+    max_in_flight: int = 4
     _infra_down: bool = False
     _busy: set[str] = field(default_factory=set)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _stripe_hold: asyncio.Lock = field(default_factory=asyncio.Lock)
     _canary: Client | None = None
     _canary_card: Client | None = None
+    _canary_payments: int = 0
 
     @property
     def api(self) -> Api:
@@ -74,7 +79,7 @@ class Chaos:
 
     async def run(self, until: float) -> None:
         kinds = [
-            (self.kill_one_replica, 30),
+            (self.kill_one_replica, 40),
             (self.kill_during_batch, 8),
             (self.kill_during_relay, 8),
             (self.kill_during_render, 8),
@@ -112,10 +117,12 @@ class Chaos:
             self._busy.discard(fault.__name__)
         self.injected[name] += 1
         n = sum(self.injected.values())
-        recovery = Recovery(name, await self.canary(restarted, needs(name)))
+        recovery = await self.canary(restarted, needs(name)) or Recovery(name, None)
+        recovery.fault = name
         self.recoveries.append(recovery)
         took = f"{recovery.seconds:.1f} s" if recovery.seconds is not None else "NEVER"
-        print(f"  fault {n:3d}: {name}; events flowing again after {took}", flush=True)
+        where = ", ".join(f"{stage} {t:.1f}" for stage, t in recovery.stages.items())
+        print(f"  fault {n:3d}: {name}; events flowing again after {took} ({where})", flush=True)
 
     # --- faults: each returns its name and the monotonic time of the restart ---------------
     async def _kill_and_restart(self, names: list[str]) -> float:
@@ -152,13 +159,17 @@ class Chaos:
         await asyncio.sleep(self.rng.uniform(0.0, 0.3))
         return "kill -9 billing mid-batch", await self._kill_and_restart(self.stack.replica_names("billing"))
 
-    async def _bill_for_canary(self, *, share: bool = False) -> ExpectedBill:
+    async def _bill_for_canary(
+        self, *, share: bool = False, on_unbilled: Callable[[], None] | None = None
+    ) -> ExpectedBill:
         c = self._canary
         assert c is not None
         c.sessions += 1
         sid = f"sess-{c.id}-{c.sessions}"
         await self.upstream.send(session_event(self.workload.practice, sid, c.id, MONTH, self.rng), c.id)
-        await self.workload.wait_unbilled(c, [sid])
+        await self.workload.wait_unbilled(c, [sid], poll=0.1)
+        if on_unbilled:
+            on_unbilled()
         r = await self.api.post(
             "billing",
             "/v1/bills",
@@ -280,31 +291,86 @@ class Chaos:
         return "SMTP sink down", restarted
 
     # --- recovery -----------------------------------------------------------------------------
-    async def canary(self, restarted: float, parts: set[str]) -> float | None:
-        """Seconds from the restart until a canary started after it has come through."""
+    async def canary(self, restarted: float, parts: set[str]) -> Recovery | None:
+        """Seconds from the restart until a canary started after it has come through, and
+        where they went (each stage's end, from the restart)."""
+        stages: dict[str, float] = {}
         try:
-            await asyncio.wait_for(self._canary_flow(parts), self.canary_timeout)
+            await asyncio.wait_for(self._canary_flow(parts, restarted, stages), self.canary_timeout)
         except (TimeoutError, AssertionError) as exc:
             print(f"  canary did not come through: {type(exc).__name__} {str(exc)[:300]}", flush=True)
             return None
-        return time.monotonic() - restarted
+        return Recovery("", time.monotonic() - restarted, stages)
 
-    async def _canary_flow(self, parts: set[str]) -> None:
-        """A session to Unbilled (billing consumes), a bill paid in cash (payments consumes the
-        bill, billing the payment); with "pdf" its PDF (documents), with "email" its email sent
-        (notifications, SMTP)."""
+    async def _canary_flow(self, parts: set[str], restarted: float, stages: dict[str, float]) -> None:
+        """A session to Unbilled (billing consumes), a bill, a cash payment of an amount no other
+        canary pays, the bill's paid amount (payments consumes the bill, billing the payment);
+        with "pdf": documents consumed the bill and has finished a render since the canary
+        started (the render pipeline moves; a PDF queued behind a backlog waits its turn, which
+        is throughput, not recovery); with "email": the receipt of that payment is sent
+        (notifications consumes the payment, the SMTP server accepts it)."""
         c = self._canary
         assert c is not None
-        bill = await self._bill_for_canary(share="email" in parts)
-        await self.workload.pay(c, bill, bill.total_cents, "cash")
-        await self.wait(lambda b: b["status"] == "paid", bill.id)
+
+        def reached(stage: str) -> None:
+            stages[stage] = time.monotonic() - restarted
+
+        renders = await self._render_counts()
+        bill = await self._bill_for_canary(on_unbilled=lambda: reached("unbilled"))
+        reached("bill")
+        self._canary_payments += 1
+        amount = 100 + self._canary_payments  # $1.01, $1.02 …: its receipt is told apart by the amount
+        await self.workload.pay(c, bill, amount, "cash")
+        reached("payment")
+        await self.wait(lambda b: b["paid_cents"] == amount, bill.id)
+        reached("paid")
         if "pdf" in parts:
-            await self.wait(lambda b: b.get("document_id"), bill.id)
-        subject = f"#{bill.number} "
-        while "email" in parts:
-            emails = await self.api.all_items("notifications", "/v1/emails", client_id=c.id)
-            if any(e["kind"] == "bill_shared" and e["status"] == "sent" and subject in e["subject"] for e in emails):
-                return
+            while True:
+                page = await self.api.get("documents", "/v1/documents", source_id=bill.id)
+                if page["items"]:
+                    break
+                await asyncio.sleep(0.1)
+            await self._rendered_since(renders)
+            reached("render")
+        if "email" in parts:
+            receipt = f"payment of {format_money(amount)} "
+            while True:
+                emails = await self.api.all_items("notifications", "/v1/emails", client_id=c.id)
+                if any(
+                    e["kind"] == "payment_receipt" and e["status"] == "sent" and receipt in e["subject"] for e in emails
+                ):
+                    break
+                await asyncio.sleep(0.1)
+            reached("email")
+
+    async def _render_counts(self) -> dict[str, tuple[int | None, float]]:
+        """Per documents replica: its process id and how many documents it has finished."""
+        counts = {}
+        for replica, name in enumerate(self.stack.replica_names("documents")):
+            proc = self.stack.procs.get(name)
+            pid = proc.popen.pid if proc and proc.popen else None
+            counts[name] = (pid, await self._rendered_total(replica))
+        return counts
+
+    async def _rendered_total(self, replica: int) -> float:
+        try:
+            r = await self.api.http.get(f"{self.stack.url('documents', replica)}/metrics", timeout=5)
+        except httpx.HTTPError:
+            return 0.0
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in r.text.splitlines()
+            if line.startswith("documents_rendered_total{")
+        )
+
+    async def _rendered_since(self, before: dict[str, tuple[int | None, float]]) -> None:
+        """Until some documents replica has finished a render since `before` (a restarted
+        replica's counter starts again from zero)."""
+        while True:
+            for name, (pid, count) in (await self._render_counts()).items():
+                old_pid, old_count = before[name]
+                if count > (old_count if pid == old_pid else 0):
+                    return
             await asyncio.sleep(0.2)
 
     async def wait(self, ok, bill_id: str) -> dict:
@@ -313,6 +379,15 @@ class Chaos:
             if ok(bill):
                 return bill
             await asyncio.sleep(0.1)
+
+    def stage_medians(self, fault: str) -> dict[str, float]:
+        """Where a fault's recoveries went: the median time after the restart each stage ended."""
+        stages: dict[str, list[float]] = {}
+        for r in self.recoveries:
+            if r.fault == fault:
+                for stage, t in r.stages.items():
+                    stages.setdefault(stage, []).append(t)
+        return {stage: statistics.median(ts) for stage, ts in stages.items()}
 
     def recovery_stats(self, fault: str | None = None) -> tuple[float | None, float | None, int]:
         mine = [r for r in self.recoveries if fault is None or r.fault == fault]

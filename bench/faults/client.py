@@ -79,7 +79,7 @@ class Api:
             if time.monotonic() > give_up:
                 raise GaveUp(f"{method} {service}{path}")
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, 0.5)  # as a load balancer would: try again soon, any replica
 
     async def get(self, service: str, path: str, **params: Any) -> Any:
         r = await self.call("GET", service, path, params=params)

@@ -144,6 +144,9 @@ class PrivateStack:
             "OUTBOX_POLL_MS": "100",
             "CONSUMER_RETRY_BACKOFF_MS": "50",
             "LOG_LEVEL": "INFO",
+            # each replica is a static group member under its own stable name, as a StatefulSet's
+            # pods would be: restarted, it takes its partitions back without a rebalance
+            "KAFKA_GROUP_INSTANCE_ID": f"{name}-{replica}",
             **{f"{svc.upper()}_PORT": str(self.ports.service(svc, replica)) for svc in SERVICES},
         }
         env.pop("PYTHONPATH", None)

@@ -282,7 +282,7 @@ class Workload:
         elif c.kind == "card":
             await self.card_payments(c, expected)
 
-    async def wait_unbilled(self, c: Client, session_ids: list[str], seconds: float = 240) -> None:
+    async def wait_unbilled(self, c: Client, session_ids: list[str], seconds: float = 240, poll: float = 0.3) -> None:
         deadline = asyncio.get_running_loop().time() + seconds
         while True:
             items = await self.api.all_items("billing", "/v1/unbilled-sessions", client_id=c.id)
@@ -290,7 +290,7 @@ class Workload:
                 return
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"sessions {session_ids} never became unbilled")
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(poll)
 
     async def pay(self, c: Client, bill: ExpectedBill, amount: int, method: str, online: bool = False) -> str | None:
         body: dict[str, Any] = {

@@ -2,12 +2,13 @@
 and answering health checks while CPU-bound rendering runs."""
 
 import asyncio
+import ctypes
 import hashlib
 import logging
 import multiprocessing
 import os
-import urllib.parse
-import urllib.request
+import signal
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -15,8 +16,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import jinja2
-from weasyprint import HTML
-from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from services.documents.domain import RenderRequest
 
@@ -53,29 +52,10 @@ def render_html(request: RenderRequest) -> str:
     return environment().get_template(request.template).render(request.context)
 
 
-class OwnAssetsOnly(URLFetcher):
-    """WeasyPrint may load the service's own static assets (files under the templates folder)
-    and `data:` URLs, nothing else: a field or template naming an external URL or another file
-    (`file:///etc/...`) is not fetched. WeasyPrint logs the refusal and renders without it."""
-
-    def fetch(self, url: str, headers: dict[str, str] | None = None) -> URLFetcherResponse:
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme == "data":
-            return super().fetch(url, headers)
-        if parts.scheme == "file" and parts.netloc in ("", "localhost"):
-            path = Path(urllib.request.url2pathname(parts.path)).resolve()
-            if path.is_relative_to(TEMPLATES) and path.is_file():
-                return super().fetch(url, headers)
-        raise ValueError(f"not fetched: {parts.scheme}: URLs other than the service's own assets are refused")
-
-
-def html_to_pdf(html: str) -> tuple[bytes, int]:
-    document = HTML(string=html, base_url=str(TEMPLATES), url_fetcher=OwnAssetsOnly(timeout=5)).render()
-    return document.write_pdf(), len(document.pages)
-
-
 def render_pdf(request: RenderRequest) -> RenderedPdf:
     """Runs in a worker process; any failure comes back as a picklable RenderError."""
+    from services.documents.pdf import html_to_pdf  # WeasyPrint: only render processes load it
+
     try:
         pdf, pages = html_to_pdf(render_html(request))
     except Exception as exc:
@@ -83,10 +63,35 @@ def render_pdf(request: RenderRequest) -> RenderedPdf:
     return RenderedPdf(pdf=pdf, pages=pages, sha256=hashlib.sha256(pdf).hexdigest())
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """A render process must not outlive its service process: after a kill -9 of the parent
+    nobody is left to stop the pool, and orphans would keep rendering and holding memory. Linux
+    sends it SIGKILL when the thread that started it ends (the event loop's thread, or the pool's
+    manager thread, which ends only with the pool)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+
 def warm_up() -> None:
-    """Load fonts and templates once per worker process, not on its first real job."""
+    """Load fonts and templates once per render process, not on its first real job."""
+    from services.documents.pdf import html_to_pdf
+
     environment().get_template("layout.html")
     html_to_pdf("<p style='font-family: DejaVu Sans'>warm-up</p>")
+
+
+def start_worker(parent_pid: int) -> None:
+    """Each render process: die with the parent, then warm up."""
+    die_with_parent(parent_pid)
+    warm_up()
 
 
 class Renderer:
@@ -98,13 +103,22 @@ class Renderer:
         self._pool: ProcessPoolExecutor | None = None
 
     def start(self) -> None:
+        """Make the pool and start its processes now (they warm up while the service starts
+        consuming), so the first job after a restart does not wait for a cold start."""
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=warm_up,
+                initializer=start_worker,
+                initargs=(os.getpid(),),
                 max_tasks_per_child=TASKS_PER_PROCESS,
             )
+            for _ in range(self.workers):
+                self._pool.submit(os.getpid)
+
+    def pids(self) -> list[int]:
+        """The render processes' ids (tests, diagnostics)."""
+        return list(self._pool._processes) if self._pool is not None else []
 
     def stop(self) -> None:
         if self._pool is not None:

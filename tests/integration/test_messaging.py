@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import Column, String, Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -377,3 +377,38 @@ async def test_deadlocks_and_serialization_failures_are_retried_never_dead_lette
         await svc.stop()
     assert set(raised) == {"40001", "40P01"} and len(raised) > svc.settings.consumer_max_retries
     assert [r.value for r in dlq] == [poison], "only the marker, never the applied event"
+
+
+def _record(settings: Settings, offset: int, value: bytes) -> ConsumerRecord[bytes, bytes]:
+    """A record as the consumer fetches it (what a redelivered batch hands over again)."""
+    return ConsumerRecord(
+        topic=settings.topic(topics.SCHEDULING), partition=0, offset=offset, timestamp=0, timestamp_type=0,
+        key=b"client-redelivered", value=value, checksum=None, serialized_key_size=18,
+        serialized_value_size=len(value), headers=[],
+    )  # fmt: skip
+
+
+@pytest.mark.expect_dlq
+@pytest.mark.expect_error_log
+async def test_a_poison_message_redelivered_after_a_rebalance_is_dead_lettered_once(
+    messaging_settings: Settings,
+) -> None:
+    """A batch whose offsets were not committed yet (a rebalance took its partition, or the
+    commit failed) comes again, to this replica or another, possibly while the first still
+    holds it: its poison message is in the DLQ once, not once per delivery."""
+    svc = await fresh_service(messaging_settings)
+    consumer = svc.consume(topics.SCHEDULING, {"ClientUpserted": Probe()})
+    assert svc._kafka_publisher is not None
+    await svc._kafka_publisher.start()
+    try:
+        first, second, marker = (_record(svc.settings, n, f"{{poison {n}".encode()) for n in (10, 11, 12))
+        await consumer.process([first])
+        await consumer.process([first])  # redelivered after a rebalance
+        await asyncio.gather(consumer.process([second]), consumer.process([second]))  # two replicas at once
+        await consumer.process([marker])
+        dlq = await read_topic(svc.settings, topics.dlq(topics.SCHEDULING), until=lambda rs: len(rs) >= 3)
+    finally:
+        await svc._kafka_publisher.stop()
+        await svc.db.dispose()
+    assert sorted(r.value for r in dlq) == [b"{poison 10", b"{poison 11", b"{poison 12"]
+    assert len(consumer.failures) == 3

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from services.documents.rendering import TEMPLATES, OwnAssetsOnly, html_to_pdf
+from services.documents.pdf import OwnAssetsOnly, html_to_pdf
+from services.documents.rendering import TEMPLATES
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
