@@ -97,9 +97,15 @@ class Chaos:
             await asyncio.sleep(self.rng.expovariate(1 / self.mean_interval))
             if len(in_flight) >= self.max_in_flight:
                 continue
+            if self._infra_down:
+                continue
             fault = self.rng.choices(funcs, weights)[0]
-            if fault in (self.kill_kafka, self.stop_postgres) and self._infra_down:
-                continue  # one broker or database outage at a time
+            if fault in (self.kill_kafka, self.stop_postgres):
+                # A broker or database outage stops every flow: it is injected alone (the others
+                # in flight recover first) and nothing else starts until its canary is through,
+                # else the next faults' recovery would time the broker's restart again.
+                self._infra_down = True
+                await asyncio.gather(*in_flight)
             if fault in (self.smtp_down, self.stripe_down) and fault.__name__ in self._busy:
                 continue
             task = asyncio.create_task(self._inject(fault))
@@ -110,6 +116,13 @@ class Chaos:
     async def _inject(self, fault: Callable[[], Awaitable[tuple[str, float]]]) -> None:
         """One fault and then its recovery, measured by a canary that starts after the restart.
         Faults overlap (up to `max_in_flight`), as they would in a bad hour."""
+        try:
+            await self._inject_and_measure(fault)
+        finally:
+            if fault in (self.kill_kafka, self.stop_postgres):
+                self._infra_down = False
+
+    async def _inject_and_measure(self, fault: Callable[[], Awaitable[tuple[str, float]]]) -> None:
         self._busy.add(fault.__name__)
         try:
             name, restarted = await fault()
@@ -245,26 +258,18 @@ class Chaos:
         await self.workload.pay(c, card_bill, card_bill.total_cents, "card", online=True)
 
     async def kill_kafka(self) -> tuple[str, float]:
-        self._infra_down = True
-        try:
-            self.stack.kill("kafka")
-            await asyncio.sleep(self.rng.uniform(0.0, 2.0))
-            restarted = time.monotonic()
-            self.stack.spawn("kafka")
-            await wait_port(self.stack.ports.kafka, 300, "kafka")
-        finally:
-            self._infra_down = False
+        self.stack.kill("kafka")
+        await asyncio.sleep(self.rng.uniform(0.0, 2.0))
+        restarted = time.monotonic()
+        self.stack.spawn("kafka")
+        await wait_port(self.stack.ports.kafka, 300, "kafka")
         return "Kafka broker kill -9", restarted
 
     async def stop_postgres(self) -> tuple[str, float]:
-        self._infra_down = True
-        try:
-            await asyncio.to_thread(self.stack.stop_postgres, "immediate")
-            await asyncio.sleep(self.rng.uniform(0.0, 2.0))
-            restarted = time.monotonic()
-            await self.stack.start_postgres()
-        finally:
-            self._infra_down = False
+        await asyncio.to_thread(self.stack.stop_postgres, "immediate")
+        await asyncio.sleep(self.rng.uniform(0.0, 2.0))
+        restarted = time.monotonic()
+        await self.stack.start_postgres()
         return "Postgres stop -m immediate", restarted
 
     async def stripe_down(self) -> tuple[str, float]:

@@ -4,6 +4,7 @@ a Postgres cluster (initdb), a single-node Kafka broker (the jars `./dev` caches
 (state in a file of its own), an SMTP sink, and N replicas of every service."""
 
 import asyncio
+import datetime as dt
 import os
 import shutil
 import signal
@@ -147,6 +148,8 @@ class PrivateStack:
             # each replica is a static group member under its own stable name, as a StatefulSet's
             # pods would be: restarted, it takes its partitions back without a rebalance
             "KAFKA_GROUP_INSTANCE_ID": f"{name}-{replica}",
+            # a replica killed for good (or still starting) holds its partitions this long
+            "KAFKA_SESSION_TIMEOUT_MS": "6000",
             **{f"{svc.upper()}_PORT": str(self.ports.service(svc, replica)) for svc in SERVICES},
         }
         env.pop("PYTHONPATH", None)
@@ -166,6 +169,10 @@ class PrivateStack:
     def spawn(self, name: str) -> None:
         proc = self.procs[name]
         log = self._log(name)
+        # the moment of the (re)start in the process's own log: start-up time = its first line's ts - this
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+        log.write(f'{{"ts": "{stamp}", "level": "INFO", "logger": "bench.faults", "msg": "spawned"}}\n'.encode())
+        log.flush()
         proc.popen = subprocess.Popen(proc.argv, cwd=ROOT, env=proc.env, stdout=log, stderr=log, start_new_session=True)
         proc.started_at = time.monotonic()
         (self.directory / "run").mkdir(exist_ok=True)
@@ -271,7 +278,10 @@ class PrivateStack:
                     "java",
                     "-Xms256m",
                     "-Xmx512m",
-                    "-XX:+UseG1GC",
+                    # Restarted often on two busy cores: the client compiler only and the serial
+                    # collector leave the CPU to start-up instead of JIT and GC threads.
+                    "-XX:TieredStopAtLevel=1",
+                    "-XX:+UseSerialGC",
                     f"-Dlog4j2.configurationFile={ROOT / 'stack' / 'kafka' / 'log4j2.properties'}",
                     "-cp",
                     cp,
