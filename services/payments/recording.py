@@ -418,7 +418,7 @@ async def settle_intent_in(
             settled = "hold_payment_for_review"
         elif declined is not None or (result and result.status in ("requires_payment_method", "canceled")):
             reason = declined.reason if declined else (result.failure_reason if result else None)
-            await _fail(ctx, session, row, reason or "the card was declined", result)
+            await fail_payment(ctx, session, row, reason or "the card was declined", result)
             settled = "fail_payment"
         elif result is not None and result.status == "succeeded":
             await mark_succeeded(ctx, session, payment_id, result)
@@ -456,7 +456,9 @@ def _same_money(row: Row[Any], result: IntentResult) -> bool:
     return result.amount == row.amount_cents and (result.currency or "").upper() == (row.currency or "USD").upper()
 
 
-async def _fail(ctx: Payments, session: AsyncSession, row: Row[Any], reason: str, result: IntentResult | None) -> None:
+async def fail_payment(
+    ctx: Payments, session: AsyncSession, row: Row[Any], reason: str, result: IntentResult | None
+) -> None:
     """A declined charge: record the failed attempt, release what it held on the bills."""
     applied = await repo.payment_applications(session, row.id)
     await repo.add_applications(
