@@ -1,10 +1,11 @@
-"""The fault injector. While the workload runs it injects one fault at a time at a random moment:
-SIGKILL of one replica, or of every replica of a service in the middle of the work it does
+"""The fault injector. While the workload runs it injects faults at random moments, several at
+once: SIGKILL of one replica, or of every replica of a service in the middle of the work it does
 (a consumer batch, an outbox publish, a render, an SMTP send, a Stripe call), the Kafka broker
 killed, Postgres stopped with `-m immediate`, Stripe unreachable or answering too late, the SMTP
-sink down. After each restart a canary goes through the whole chain (session → unbilled →
-bill → PDF → payment → bill paid → email sent); the time from the restart until it arrives is
-that fault's recovery time."""
+sink down. After each restart a canary goes through the part of the chain the fault hit
+(session → unbilled → bill → cash payment → bill paid, with the render pipeline and a receipt
+email where the fault hit those); the time from the restart until it arrives is that fault's
+recovery time."""
 
 import asyncio
 import random
@@ -22,6 +23,17 @@ from bench.faults.infra import SERVICES, PrivateStack, wait_port
 from bench.faults.stripe_proxy import StripeProxy
 from bench.faults.workload import MONTH, Client, ExpectedBill, Workload, client_event, session_event
 from shared.money import format_money
+
+ALONE = {
+    "kill_during_batch",
+    "kill_during_relay",
+    "kill_during_render",
+    "kill_during_smtp",
+    "kill_during_stripe_call",
+    "kill_kafka",
+    "stop_postgres",
+}
+"""Faults that stop a flow for every canary: injected one at a time, nothing else in flight."""
 
 
 def needs(fault: str) -> set[str]:
@@ -53,7 +65,7 @@ class Chaos:
     canary_timeout: float = 300.0
     mean_interval: float = 3.0  # seconds between faults, on average (exponential)
     max_in_flight: int = 4
-    _infra_down: bool = False
+    _alone: bool = False
     _busy: set[str] = field(default_factory=set)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _stripe_hold: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -79,7 +91,7 @@ class Chaos:
 
     async def run(self, until: float) -> None:
         kinds = [
-            (self.kill_one_replica, 40),
+            (self.kill_one_replica, 50),
             (self.kill_during_batch, 8),
             (self.kill_during_relay, 8),
             (self.kill_during_render, 8),
@@ -97,14 +109,15 @@ class Chaos:
             await asyncio.sleep(self.rng.expovariate(1 / self.mean_interval))
             if len(in_flight) >= self.max_in_flight:
                 continue
-            if self._infra_down:
+            if self._alone:
                 continue
             fault = self.rng.choices(funcs, weights)[0]
-            if fault in (self.kill_kafka, self.stop_postgres):
-                # A broker or database outage stops every flow: it is injected alone (the others
-                # in flight recover first) and nothing else starts until its canary is through,
-                # else the next faults' recovery would time the broker's restart again.
-                self._infra_down = True
+            if fault.__name__ in ALONE:
+                # A fault that stops a flow for everyone (the broker, the database, every replica
+                # of a service) is injected alone: the faults in flight recover first and none
+                # starts until its canary is through, else the others' canaries would time its
+                # restart again under their own names.
+                self._alone = True
                 await asyncio.gather(*in_flight)
             if fault in (self.smtp_down, self.stripe_down) and fault.__name__ in self._busy:
                 continue
@@ -119,8 +132,8 @@ class Chaos:
         try:
             await self._inject_and_measure(fault)
         finally:
-            if fault in (self.kill_kafka, self.stop_postgres):
-                self._infra_down = False
+            if fault.__name__ in ALONE:
+                self._alone = False
 
     async def _inject_and_measure(self, fault: Callable[[], Awaitable[tuple[str, float]]]) -> None:
         self._busy.add(fault.__name__)
