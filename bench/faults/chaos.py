@@ -63,8 +63,8 @@ class Chaos:
     injected: Counter = field(default_factory=Counter)
     recoveries: list[Recovery] = field(default_factory=list)
     canary_timeout: float = 300.0
-    mean_interval: float = 3.0  # seconds between faults, on average (exponential)
-    max_in_flight: int = 4
+    mean_interval: float = 2.0  # seconds between faults, on average (exponential)
+    max_in_flight: int = 5
     _alone: bool = False
     _busy: set[str] = field(default_factory=set)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
@@ -91,7 +91,7 @@ class Chaos:
 
     async def run(self, until: float) -> None:
         kinds = [
-            (self.kill_one_replica, 50),
+            (self.kill_one_replica, 100),
             (self.kill_during_batch, 8),
             (self.kill_during_relay, 8),
             (self.kill_during_render, 8),

@@ -306,7 +306,7 @@ class PrivateStack:
         ]
         self.procs["localstripe"] = Proc("localstripe", argv + (["--from-scratch"] if from_scratch else []))
         self.spawn("localstripe")
-        await wait_port(self.ports.localstripe, 30, "localstripe")
+        await wait_port(self.ports.localstripe, 120, "localstripe")
 
     async def start_smtp(self) -> None:
         argv = [
@@ -320,7 +320,7 @@ class PrivateStack:
         ]
         self.procs.setdefault("smtp", Proc("smtp", argv))
         self.spawn("smtp")
-        await wait_port(self.ports.smtp, 30, "smtp sink")
+        await wait_port(self.ports.smtp, 120, "smtp sink")
 
     @property
     def maildir(self) -> Path:
@@ -335,7 +335,7 @@ class PrivateStack:
             self.procs[name] = Proc(name, argv, self.service_env(service, int(replica)))
         self.spawn(name)
 
-    async def service_ready(self, name: str, seconds: float = 90) -> None:
+    async def service_ready(self, name: str, seconds: float = 240) -> None:
         service, replica = name.rsplit("-", 1)
         settings = self.settings.model_copy(update={f"{service}_port": self.ports.service(service, int(replica))})
         if not await admin.wait_ready(service, seconds, settings):

@@ -98,6 +98,18 @@ def _needs_pdf() -> Any:
     return and_(deliveries.c.channel == "email", deliveries.c.attach_pdf)
 
 
+async def retry_now(session: AsyncSession) -> int:
+    """Queued retries (tried, failed for a transient reason, waiting out their backoff) become due
+    now: the mail server that refused them is answering again."""
+    d = deliveries
+    result = await session.execute(
+        update(d)
+        .where(d.c.status == "queued", d.c.attempts > 0, d.c.next_attempt_at > func.now())
+        .values(next_attempt_at=func.now())
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def claim_due(session: AsyncSession, *, limit: int, lease: dt.timedelta) -> list[Claimed]:
     """Take due deliveries (PDF ready, not needed, or waited long enough; or a `sending` whose
     sender died) with SKIP LOCKED so replicas share the work, and mark them `sending`."""

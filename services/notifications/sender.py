@@ -45,6 +45,7 @@ class DeliverySender:
         self.mailer = mailer
         self.http = http
         self._wake = asyncio.Event()
+        self._trouble = False  # a send failed for a transient reason since the last success
         svc.db.on_commit(EMAIL_SIGNAL, self._wake.set)
 
     async def run(self) -> None:
@@ -69,6 +70,7 @@ class DeliverySender:
             with EMAIL_SEND_SECONDS.time():
                 await self._send(claimed)
         except SendError as exc:
+            self._trouble = self._trouble or exc.kind == "transient"
             await self._record_failure(claimed, exc.kind, exc.reason)
             return
         except Exception as exc:  # a message that cannot be built: retried, then failed, never stuck
@@ -76,6 +78,18 @@ class DeliverySender:
             await self._record_failure(claimed, "transient", describe_error(exc))
             return
         await self._record(claimed, "sent")
+        if self._trouble:
+            await self._resume_retries()
+
+    async def _resume_retries(self) -> None:
+        """A send went through after transient failures (the SMTP server, or documents, is back):
+        the emails waiting out a backoff (up to EMAIL_RETRY_MAX_MS) go now, not when it ends."""
+        self._trouble = False
+        async with self.svc.db.transaction() as session:
+            woken = await repo.retry_now(session)
+        if woken:
+            log.info("a send succeeded again: %d emails waiting to retry are due now", woken)
+            self._wake.set()
 
     async def _send(self, claimed: repo.Claimed) -> None:
         to = claimed.to_address

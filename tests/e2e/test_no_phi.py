@@ -22,6 +22,7 @@ def client_event(client_id: str, first: str, last: str, email: str, **extra: Any
 
 
 @pytest.mark.expect_dlq  # its poison events go to the DLQ on purpose: their headers are what it reads
+@pytest.mark.expect_error_log  # and each dead letter is logged as an ERROR (its lines are read too)
 async def test_names_and_emails_reach_no_log_line_and_no_dlq_header(stack, publish, http, staff_headers) -> None:
     suffix = uuid.uuid4().hex[:8]
     first, last, address = "Xanthippe", f"Quarrington{suffix}", f"xq.{suffix}@phi-probe.example"

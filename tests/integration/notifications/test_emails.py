@@ -150,6 +150,33 @@ async def test_smtp_server_down_is_retried_until_it_comes_back(notifications: Ru
     assert len(n.inbox.to(address)) == 1
 
 
+async def test_emails_waiting_out_a_backoff_go_once_the_smtp_server_is_back(
+    notifications: Running, publish, monkeypatch
+):
+    """An email that failed while the SMTP server was down waits out its backoff (up to
+    EMAIL_RETRY_MAX_MS, 15 minutes by default). Once a send goes through again, the waiting
+    ones are sent at once, not when their backoff ends."""
+    n = notifications
+    monkeypatch.setattr(n.settings, "email_retry_base_ms", 600_000)
+    monkeypatch.setattr(n.settings, "email_retry_max_ms", 900_000)
+    waiting, waiting_address = new_client()
+    n.smtp.stop()
+    try:
+        event = samples.envelope(samples.bill_shared(samples.bill(waiting), address=waiting_address, attach_pdf=False))
+        await publish(topics.BILLING, event, key=waiting, settings=n.settings)
+        queued = await eventually(lambda: _attempted(n, waiting, 1))
+        assert queued["status"] == "queued"
+    finally:
+        n.smtp.start()
+    fresh, fresh_address = new_client()  # the next email, sent as soon as it comes
+    event = samples.envelope(samples.bill_shared(samples.bill(fresh), address=fresh_address, attach_pdf=False))
+    await publish(topics.BILLING, event, key=fresh, settings=n.settings)
+    await eventually(lambda: email_with_status(n, fresh, "sent"))
+    sent = await eventually(lambda: email_with_status(n, waiting, "sent"))
+    assert sent["attempts"] == 2
+    assert len(n.inbox.to(waiting_address)) == 1
+
+
 async def test_refused_address_is_a_recorded_failure_not_retried(notifications: Running, publish):
     n = notifications
     client_id, address = new_client()
