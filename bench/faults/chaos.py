@@ -63,8 +63,8 @@ class Chaos:
     injected: Counter = field(default_factory=Counter)
     recoveries: list[Recovery] = field(default_factory=list)
     canary_timeout: float = 300.0
-    mean_interval: float = 2.0  # seconds between faults, on average (exponential)
-    max_in_flight: int = 5
+    mean_interval: float = 1.5  # seconds between faults, on average (exponential)
+    max_in_flight: int = 6
     _alone: bool = False
     _busy: set[str] = field(default_factory=set)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
