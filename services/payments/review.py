@@ -28,6 +28,7 @@ from services.payments.db import payments
 from services.payments.recording import fail_payment, settle_intent_in
 from services.payments.service import Payments
 from services.payments.stripe_gateway import MISSING, StripeDeclined
+from shared import audit
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,9 @@ async def fail(ctx: Payments, payment_id: str, reason: str) -> None:
     async with ctx.svc.db.transaction() as session:
         row = await _locked_held(session, payment_id)
         await fail_payment(ctx, session, row, f"resolved by an operator: {reason}", None)
+        await audit.record_effect(session, ctx.svc.outbox, "payments", practice_id=row.practice_id,
+                                  action="fail_payment", kind="payment", resource_id=payment_id,
+                                  client_id=row.client_id)  # fmt: skip
     log.warning("payment %s held for review failed by an operator", payment_id)
 
 
@@ -109,21 +113,26 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     svc = create_service(settings)
     ctx = svc.payments
     try:
-        if args.command == "list":
-            for item in await held(ctx, args.practice):
-                print(json.dumps(item))
-            return 0
-        if args.recheck:
-            print(json.dumps({"id": args.payment_id, "status": await recheck(ctx, args.payment_id)}))
-        else:
-            await fail(ctx, args.payment_id, args.reason)
-            print(json.dumps({"id": args.payment_id, "status": "failed"}))
-        return 0
+        with audit.acting_as("operator", "staff"):  # the audit log names the operator's tool
+            return await _command(ctx, args)
     except NotHeld as exc:
         print(str(exc), file=sys.stderr)
         return 2
     finally:
         await svc.db.dispose()
+
+
+async def _command(ctx: Payments, args: argparse.Namespace) -> int:
+    if args.command == "list":
+        for item in await held(ctx, args.practice):
+            print(json.dumps(item))
+        return 0
+    if args.recheck:
+        print(json.dumps({"id": args.payment_id, "status": await recheck(ctx, args.payment_id)}))
+    else:
+        await fail(ctx, args.payment_id, args.reason)
+        print(json.dumps({"id": args.payment_id, "status": "failed"}))
+    return 0
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 lists them, fails one (its hold on the bill released, PaymentFailed published), or asks Stripe
 again and settles it by the webhook's rules."""
 
+import json
 import uuid
 from typing import Any
 
@@ -35,13 +36,15 @@ async def held_on_bills(svc, payment_id: str) -> int:
 
 @pytest.mark.expect_error_log  # holding a payment for review logs an ERROR, by design
 async def test_an_operator_lists_held_payments_and_fails_one_releasing_its_bill(
-    svc, http, publish, monkeypatch
+    svc, http, publish, monkeypatch, capsys
 ) -> None:
     practice, payment = await held_for_review(svc, http, publish, monkeypatch)
     listed = await review.held(svc.payments, practice)
     assert [(p["id"], p["amount_cents"]) for p in listed] == [(payment["id"], payment["amount_cents"])]
     assert "Stripe charged" in listed[0]["reason"]
     assert await held_on_bills(svc, payment["id"]) == payment["amount_cents"]
+    assert await review.run(review.parse(["list", "--practice", practice]), svc.settings) == 0  # the CLI
+    assert [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()] == [payment["id"]]
 
     await review.fail(svc.payments, payment["id"], "refunded in the Stripe dashboard")
 
