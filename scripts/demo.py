@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import json
 import mailbox
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -25,8 +26,10 @@ from shared.money import format_money
 from shared.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / ".stack" / "demo"
-PRACTICE = "practice-rivers-edge"
+# Where the PDFs go and which practice the week happens at (the e2e test of the demo runs it at a
+# practice of its own, into a temporary folder).
+OUT = Path(os.environ.get("DEMO_OUT") or ROOT / ".stack" / "demo")
+PRACTICE = os.environ.get("DEMO_PRACTICE") or "practice-rivers-edge"
 MONDAY = dt.date(2026, 11, 16)
 SPLIT_SESSION = 8  # the n-th session of the week, billed half to each of Noah Park's parents
 
@@ -109,7 +112,6 @@ async def main() -> int:
     documents = f"http://127.0.0.1:{settings.documents_port}"
     notifications = f"http://127.0.0.1:{settings.notifications_port}"
     staff = {"Authorization": f"Bearer {issue_token(PRACTICE, 'staff', ttl=dt.timedelta(days=1))}"}
-    OUT.mkdir(parents=True, exist_ok=True)
     clinicians, clients, sessions = practice_week(run)
 
     async with httpx.AsyncClient(timeout=15, headers=staff) as http:
@@ -221,7 +223,7 @@ async def main() -> int:
         print(f"          check {format_money(b2['paid_cents'])} on bill #{b2['number']} → {b2['status']}, "
               f"balance {format_money(b2['balance_cents'])}")  # fmt: skip
         await rest_of_the_month(http, settings, run, bills, clients, billing, payments)
-        await second_round(http, run, bills, clients, billing, documents)
+        await second_round(http, run, bills, clients, billing, documents, notifications)
         await payment_plan(http, settings, bills, clients, billing, payments)
     web = f"http://localhost:{settings.web_port}"
     print(f"\nWeb console: {web}/ (staff billing console and client portal)")
@@ -307,7 +309,7 @@ async def save_pdf(http: httpx.AsyncClient, billing: str, documents: str, path: 
 
 async def second_round(
     http: httpx.AsyncClient, run: str, bills: list[dict[str, Any]], clients: list[dict[str, Any]], billing: str,
-    documents: str,
+    documents: str, notifications: str,
 ) -> None:  # fmt: skip
     """A write-off, a session split between two parents, and a Good Faith Estimate."""
     second = bills[1]
@@ -332,6 +334,18 @@ async def second_round(
               f"{part['patient']['name']}: {format_money(part['total_cents'])} of "
               f"{format_money(sum(p['total_cents'] for p in parts))}, code {part['access_code']} "
               f"→ {path.name}")  # fmt: skip
+
+    async def split_emails() -> list[dict[str, Any]]:
+        r = await http.get(f"{notifications}/v1/emails", params={"client_id": park["id"]})
+        mine = [e for e in r.json()["items"] if any(f"#{p['number']}" in e["subject"] for p in parts)]
+        failed = [e for e in mine if e["status"] == "failed"]
+        if failed:
+            raise SystemExit(f"demo: email to {failed[0]['to']} failed: {failed[0]['last_error']}")
+        sent = [e for e in mine if e["status"] == "sent"]
+        return sent if len(sent) >= len(parts) else []
+
+    for e in await wait_for(split_emails, "the split bills' emails", 60):
+        print(f"  emailed {e['to']}: {e['subject']} (their own pay link, access code and PDF)")
 
     chen = clients[2]
     r = await http.post(f"{billing}/v1/good-faith-estimates", json={
@@ -374,22 +388,29 @@ async def payment_plan(
         "bill_ids": [bill["id"]], "installments": 3, "frequency": "monthly", "start_date": start.isoformat(),
         "card_id": r.json()["id"]})  # fmt: skip
     if r.status_code != 201:
-        print(f"payments: payment plan refused: {r.json()['error']['message']}")
-        return
+        raise SystemExit(f"demo: payment plan refused: {r.json()['error']['message']}")
     plan = r.json()
     dates = ", ".join(f"{i['due_date']} {format_money(i['amount_cents'])}" for i in plan["schedule"])
     print(f"payments: payment plan for bill #{bill['number']} ({format_money(plan['total_cents'])}): {dates}; "
           "the schedule is emailed to Grace Park")  # fmt: skip
-    # the nightly autopay run, as of noon (Pacific) on the first due date
+    # the nightly autopay run, as of noon (Pacific) on the first due date (payments' own nightly loop
+    # may have charged it already: the installment is charged once either way)
     r = await http.post(f"{payments}/v1/autopay/run", json={"as_of": f"{start.isoformat()}T20:00:00Z"})
     r.raise_for_status()
-    for item in r.json()["plan_installments"]:
-        print(f"payments: installment {item['installment']} of the plan: {item['outcome']} "
-              f"{format_money(item.get('amount_cents') or 0)}")  # fmt: skip
+
+    async def first_installment() -> dict[str, Any] | None:
+        seen = (await http.get(f"{payments}/v1/payment-plans/{plan['id']}")).json()["schedule"][0]
+        return seen if seen["status"] in ("paid", "failed", "skipped") else None
+
+    first = await wait_for(first_installment, "the plan's first installment to be charged")
+    if first["status"] != "paid":
+        raise SystemExit(f"demo: the plan's first installment was not paid: {first}")
+    print(f"payments: installment 1 of {len(plan['schedule'])} charged to Grace Park's card by the autopay run: "
+          f"{format_money(first['amount_cents'])} ({first['status']}, payment {first['payment_id']})")  # fmt: skip
 
     async def first_paid() -> dict[str, Any] | None:
         seen = (await http.get(f"{billing}/v1/bills/{bill['id']}")).json()
-        return seen if seen["paid_cents"] >= plan["schedule"][0]["amount_cents"] else None
+        return seen if seen["paid_cents"] >= first["amount_cents"] else None
 
     seen = await wait_for(first_paid, "the first installment to reach the bill")
     print(f"billing: bill #{seen['number']} paid {format_money(seen['paid_cents'])}, "
@@ -397,4 +418,5 @@ async def payment_plan(
 
 
 if __name__ == "__main__":
+    OUT.mkdir(parents=True, exist_ok=True)
     sys.exit(asyncio.run(main()))

@@ -18,6 +18,7 @@ from shared.settings import Settings, get_settings
 
 Role = Literal["staff", "client", "service"]
 DOCUMENTS_READ = "documents:read"
+PRACTICE_READ = "practice:read"  # the web reads a practice's name, currency and timezone (billing settings)
 SERVICE_TOKEN_TTL = dt.timedelta(minutes=5)
 
 
@@ -141,9 +142,22 @@ async def staff_principal(principal: Annotated[Principal, Depends(current_princi
     return principal
 
 
+async def staff_or_practice_reader(principal: Annotated[Principal, Depends(any_principal)]) -> Principal:
+    """Staff, or a service token scoped `practice:read`: the web reads the practice's settings
+    with one instead of minting itself a staff token."""
+    if principal.role == "service":
+        if PRACTICE_READ not in principal.scopes:
+            raise ApiError(403, "forbidden", f"a service token needs scope {PRACTICE_READ}")
+        return principal
+    if not principal.is_staff:
+        raise ApiError(403, "forbidden", "this action is for practice staff")
+    return principal
+
+
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 StaffPrincipal = Annotated[Principal, Depends(staff_principal)]
 DocumentReader = Annotated[Principal, Depends(principal_or_service(DOCUMENTS_READ))]
+PracticeReader = Annotated[Principal, Depends(staff_or_practice_reader)]
 
 
 def ensure_client_access(principal: Principal, client_id: str, what: str = "record") -> None:

@@ -339,6 +339,20 @@ class GoodFaithEstimateExceeded(Model):
     exceeds_by_cents: int
 
 
+class SharedSource(Model):
+    kind: Literal["bill", "statement", "superbill", "good_faith_estimate"]
+    id: str
+
+
+class SharesRecorded(Model):
+    """What billing had shared with a client before documents kept its own list of shared
+    sources: staged once by a billing data migration, so documents lets the client see those
+    documents without a replay of billing.events. Nothing is emailed for it."""
+
+    client_id: str
+    sources: list[SharedSource]
+
+
 # ---- payments.events --------------------------------------------------------------------
 
 
@@ -564,7 +578,7 @@ EVENT_MODELS: dict[str, type[Model]] = {
         BillCreated, BillUpdated, BillPaid, BillCancelled, BillShared, AllocationRejected,
         BillAdjusted, BillAdjustmentReversed,
         StatementCreated, StatementShared, SuperbillCreated, SuperbillShared,
-        GoodFaithEstimateCreated, GoodFaithEstimateShared, GoodFaithEstimateExceeded,
+        GoodFaithEstimateCreated, GoodFaithEstimateShared, GoodFaithEstimateExceeded, SharesRecorded,
         PaymentRecorded, PaymentFailed, PaymentRefunded, CreditChanged, CardAuthorized, CardRemoved,
         PracticeAutomationChanged, AutopayDisabled,
         PaymentPlanCreated, PaymentPlanDefaulted, PaymentPlanCompleted, PaymentPlanCancelled,

@@ -15,21 +15,28 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def alembic_config(service: str, url: str | None = None) -> Config:
+def alembic_config(service: str, url: str | None = None, settings: Settings | None = None) -> Config:
     cfg = Config()
+    settings = settings or get_settings()
     cfg.set_main_option("script_location", str(ROOT / "services" / service / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", url or get_settings().database_url(service))
+    cfg.set_main_option("sqlalchemy.url", url or settings.database_url(service))
     cfg.attributes["service"] = service
+    cfg.attributes["settings"] = settings  # a data migration that stages events needs the topic prefix
     return cfg
 
 
-def upgrade(service: str, url: str | None = None) -> None:
-    command.upgrade(alembic_config(service, url), "head")
+def migration_settings() -> Settings:
+    """Inside a migration: the settings of the service that runs it."""
+    return context.config.attributes.get("settings") or get_settings()
+
+
+def upgrade(service: str, url: str | None = None, settings: Settings | None = None) -> None:
+    command.upgrade(alembic_config(service, url, settings), "head")
 
 
 def _not_version_table(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:

@@ -134,7 +134,7 @@ class Service:
         production.check(self.settings, self.name)
         configure_logging(self.settings.log_level)
         if self.run_migrations:
-            await asyncio.to_thread(upgrade, self.name, self.settings.database_url(self.name))
+            await asyncio.to_thread(upgrade, self.name, self.settings.database_url(self.name), self.settings)
         if self._kafka_publisher:
             await self._kafka_publisher.start()
         for hook in self._startup:

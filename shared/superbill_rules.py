@@ -161,3 +161,13 @@ def superbill_problems(practice: Any, patient: Any, body: Any) -> list[str]:
         if paid < 0:
             problems.append(f"{field}.paid_cents cannot be negative")
     return problems
+
+
+def session_paid(bill_statuses: Iterable[str]) -> bool:
+    """Whether a session counts as paid for an automatic superbill, given the status of every bill
+    that charged for it (a split session has one bill per party). Only when every bill still
+    charging for it is paid: one parent paying their half does not pay the session. Cancelled bills
+    charge nothing; a session none charges for is not paid; a bill closed by a write-off was not
+    paid by the client, so it is not reimbursable."""
+    live = [status for status in bill_statuses if status != "cancelled"]
+    return bool(live) and all(status == "paid" for status in live)

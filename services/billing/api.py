@@ -15,7 +15,14 @@ from services.billing import bills, domain, estimates
 from services.billing import repository as repo
 from services.billing.practice import PracticeSettingsUpdate, SettingsView, SplitPartIn
 from shared import topics
-from shared.auth import CurrentPrincipal, Principal, StaffPrincipal, ensure_client_access, ensure_shared_with
+from shared.auth import (
+    CurrentPrincipal,
+    PracticeReader,
+    Principal,
+    StaffPrincipal,
+    ensure_client_access,
+    ensure_shared_with,
+)
 from shared.events import SessionService, new_envelope
 from shared.http import ApiError, idempotent_answer, not_found, request_fingerprint
 from shared.runtime import ServiceDep
@@ -332,7 +339,7 @@ async def reverse_adjustment(
 
 
 @router.get("/settings", response_model=SettingsView)
-async def get_settings(svc: ServiceDep, principal: StaffPrincipal) -> SettingsView:
+async def get_settings(svc: ServiceDep, principal: PracticeReader) -> SettingsView:
     async with svc.db.transaction() as db:
         return SettingsView.of(await repo.load_settings(db, principal.practice_id))
 

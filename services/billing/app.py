@@ -14,6 +14,7 @@ BILLING_EVENTS = [
     events.BillAdjusted, events.BillAdjustmentReversed, events.AllocationRejected, events.StatementCreated,
     events.StatementShared, events.SuperbillCreated, events.SuperbillShared, events.PracticeAutomationChanged,
     events.GoodFaithEstimateCreated, events.GoodFaithEstimateShared, events.GoodFaithEstimateExceeded,
+    events.SharesRecorded,
 ]  # fmt: skip
 
 

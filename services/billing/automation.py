@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import and_, func, select, text
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +28,7 @@ from shared.outbox import Outbox
 from shared.polling import every
 from shared.runtime import ServiceDep
 from shared.settings import Settings
+from shared.superbill_rules import session_paid
 from shared.validation import Moment, RequestModel
 
 log = logging.getLogger(__name__)
@@ -164,8 +165,8 @@ async def create_superbills(db: AsyncSession, outbox: Outbox, practice_id: str, 
 async def _paid_sessions_without_superbill(
     db: AsyncSession, practice_id: str, client_id: str, up_to: dt.date
 ) -> list[str]:
-    """The client's attended sessions up to `up_to` whose bill is paid and that no superbill
-    names yet, oldest first."""
+    """The client's attended sessions up to `up_to` that are paid (every bill of a split group paid:
+    `session_paid`) and that no superbill names yet, oldest first."""
     on_superbills = {
         sid
         for ids in await db.scalars(
@@ -175,20 +176,25 @@ async def _paid_sessions_without_superbill(
         )
         for sid in ids
     }
+    group = bill_table.alias("group_bill")  # every bill of the session's split group (or the bill alone)
+    same_group = and_(bill_table.c.split_group_id.is_not(None), group.c.split_group_id == bill_table.c.split_group_id)
     rows = await db.execute(
-        select(sessions.c.id)
+        select(sessions.c.id, group.c.status)
         .join(bill_table, bill_table.c.id == sessions.c.bill_id)
+        .join(group, and_(group.c.practice_id == practice_id, or_(group.c.id == bill_table.c.id, same_group)))
         .where(
             sessions.c.practice_id == practice_id,
             sessions.c.client_id == client_id,
             sessions.c.attendance == "attended",
             ~sessions.c.voided,
             sessions.c.date_of_service <= up_to,
-            bill_table.c.status == "paid",
         )
         .order_by(sessions.c.date_of_service, sessions.c.id)
     )
-    return [sid for (sid,) in rows if sid not in on_superbills]
+    statuses: dict[str, list[str]] = defaultdict(list)  # in session order
+    for sid, status in rows:
+        statuses[sid].append(status)
+    return [sid for sid, seen in statuses.items() if sid not in on_superbills and session_paid(seen)]
 
 
 async def _store_result(db: AsyncSession, practice_id: str, job: str, period: str, result: dict[str, Any]) -> None:

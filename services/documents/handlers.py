@@ -16,6 +16,7 @@ from shared.events import (
     DocumentSource,
     Envelope,
     GoodFaithEstimateCreated,
+    SharesRecorded,
     StatementCreated,
     SuperbillCreated,
 )
@@ -41,6 +42,7 @@ class BillingEvents:
             "SuperbillShared": self.on_superbill_shared,
             "GoodFaithEstimateCreated": self.on_estimate,
             "GoodFaithEstimateShared": self.on_estimate_shared,
+            "SharesRecorded": self.on_shares_recorded,
         }
 
     async def record_version(
@@ -94,6 +96,11 @@ class BillingEvents:
     async def on_superbill_shared(self, session: AsyncSession, env: Envelope[SuperbillCreated]) -> None:
         await self.on_superbill(session, env)
         await repository.mark_shared(session, env.practice_id, "superbill", env.data.superbill.id)
+
+    async def on_shares_recorded(self, session: AsyncSession, env: Envelope[SharesRecorded]) -> None:
+        """Shares made before documents kept its list (billing's one-off backfill): visible from now on."""
+        for source in env.data.sources:
+            await repository.mark_shared(session, env.practice_id, source.kind, source.id)
 
     async def on_estimate_shared(self, session: AsyncSession, env: Envelope[GoodFaithEstimateCreated]) -> None:
         await self.on_estimate(session, env)

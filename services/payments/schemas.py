@@ -1,11 +1,15 @@
 """Request bodies of the payments API (CONTRACT.md). Money is strict int cents: a float or a
 string amount is a 422, never rounded."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from shared.validation import Cents, Day, Id, Moment, Name, PositiveCents, RequestModel, Text
+
+# A Stripe payment method id (`pm_...`; `card_...`/`src_...` from older integrations; test tokens
+# such as `pm_card_visa`). Anything else is refused with 422 before it reaches Stripe's URL paths.
+StripePaymentMethodId = Annotated[str, StringConstraints(pattern=r"^(pm|card|src)_[A-Za-z0-9_]{1,195}$")]
 
 
 class Body(RequestModel):
@@ -78,7 +82,7 @@ class CardAuthorization(Body):
 
 
 class CardIn(Body):
-    stripe_payment_method_id: Id
+    stripe_payment_method_id: StripePaymentMethodId
     authorization: CardAuthorization | None = None
     holder: str = Field(
         default="client", pattern=r"^(client|billing_contact|guardian:.+)$", max_length=200,
@@ -110,7 +114,7 @@ class PublicPayIn(PayLookupIn):
     amount_cents: PositiveCents | None = Field(
         default=None, description="leave out to pay the balance; null is refused"
     )
-    stripe_payment_method_id: Id
+    stripe_payment_method_id: StripePaymentMethodId
 
     @model_validator(mode="after")
     def _no_null_amount(self) -> "PublicPayIn":

@@ -22,7 +22,7 @@ from services.web.portal import ROUTERS as PORTAL_ROUTERS
 from services.web.practice import Practices
 from services.web.staff import ROUTERS as STAFF_ROUTERS
 from services.web.views import render
-from shared.http import ApiError, install_metrics_middleware, ops_router
+from shared.http import ApiError, BodyGuard, install_metrics_middleware, ops_router
 from shared.logs import configure_logging
 from shared.settings import Settings
 from shared.stripe_js import localstripe_router
@@ -41,13 +41,18 @@ async def csrf_failed(scope: Scope, send: Send, message_id: Any) -> None:
 
 class CsrfMiddleware:
     """asgi-csrf's signed double-submit cookie: every form posts `csrftoken`, htmx sends it as the
-    `x-csrftoken` header (set on <body>). The signing key is derived from AUTH_SECRET, so replicas agree."""
+    `x-csrftoken` header (set on <body>). The signing key is derived from AUTH_SECRET, so replicas agree.
+    A multipart body without a boundary is refused first (asgi-csrf would fail on it with a 500)."""
 
     def __init__(self, app: ASGIApp, secret: str) -> None:
         key = hashlib.sha256(b"web-csrf:" + secret.encode()).hexdigest()
         self.app = asgi_csrf(app, signing_secret=key, always_protect=CSRF_ALWAYS, send_csrf_failed=csrf_failed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        content_type = dict(scope.get("headers") or []).get(b"content-type", b"") if scope["type"] == "http" else b""
+        if content_type.startswith(b"multipart/form-data") and b"boundary=" not in content_type:
+            await csrf_failed(scope, send, None)
+            return
         await self.app(scope, receive, send)
 
 
@@ -75,6 +80,9 @@ def build(settings: Settings, transport: httpx.AsyncBaseTransport | None = None)
     install_metrics_middleware(app, "web")
     install_timing(app)
     app.add_middleware(CsrfMiddleware, secret=settings.auth_secret)
+    # Outermost: a body over HTTP_MAX_BODY_BYTES (413) or a NUL byte (422) never reaches asgi-csrf,
+    # which reads a whole form body into memory to find its token.
+    app.add_middleware(BodyGuard, max_bytes=settings.http_max_body_bytes)
 
     async def readiness() -> dict[str, str]:
         """Ready when the services it reads answer (it has no database or broker of its own)."""

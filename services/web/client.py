@@ -29,6 +29,12 @@ def problem_of(response: httpx.Response) -> ApiProblem:
         return ApiProblem(response.status_code, "http_error", f"the service answered {response.status_code}")
 
 
+def safe_path(path: str) -> bool:
+    """An upstream path built from ids: no query or fragment, no `.`/`..` segment (a page's id such
+    as `?status=open` or `..` would otherwise reach another route of the service)."""
+    return not any(c in path for c in "?#\\") and not any(seg in (".", "..") for seg in path.split("/"))
+
+
 class Services:
     """One pooled HTTP client for every upstream service."""
 
@@ -56,6 +62,8 @@ class Api:
         self._since = 0.0
 
     async def request(self, method: str, service: str, path: str, **kwargs: Any) -> httpx.Response:
+        if not safe_path(path):  # an id from the page's URL must not turn into another route or query upstream
+            raise ApiProblem(404, "not_found", "This page does not exist.")
         headers = {**self.headers, **(kwargs.pop("headers", None) or {})}
         if self._inflight == 0:
             self._since = time.perf_counter()
@@ -64,6 +72,8 @@ class Api:
             response = await self.services.http.request(
                 method, self.services.urls[service] + path, headers=headers, **kwargs
             )
+        except httpx.InvalidURL as exc:  # a control character in an id from the page's URL
+            raise ApiProblem(404, "not_found", "This page does not exist.") from exc
         except httpx.HTTPError as exc:
             raise ApiProblem(503, "service_unavailable", f"the {service} service did not answer; try again") from exc
         finally:

@@ -1,12 +1,13 @@
 """The practice's name, currency and timezone, which every page shows money and dates in.
-Read from billing's settings with a short-lived staff token of the web's own (a client's token
-may not read settings), and kept for a little while: pages must not pay one more API call each."""
+Read from billing's settings with a short-lived service token of the web's own scoped to reading
+them (a client's token may not read settings; the web never mints itself a staff token), and kept
+for a little while: pages must not pay one more API call each."""
 
 import time
 from typing import Any
 
 from services.web.client import Services
-from shared.auth import issue_token
+from shared.auth import PRACTICE_READ, issue_service_token
 from shared.settings import Settings
 
 TTL_SECONDS = 30.0
@@ -15,14 +16,14 @@ TTL_SECONDS = 30.0
 class Practices:
     def __init__(self, services: Services, settings: Settings) -> None:
         self.services = services
-        self.secret = settings.auth_secret
+        self.settings = settings
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
     async def get(self, practice_id: str) -> dict[str, Any]:
         cached = self._cache.get(practice_id)
         if cached and cached[0] > time.monotonic():
             return cached[1]
-        api = self.services.bound(issue_token(practice_id, "staff", secret=self.secret))
+        api = self.services.bound(issue_service_token(practice_id, "web", PRACTICE_READ, self.settings))
         try:
             info = await api.get("billing", "/v1/settings")
         except Exception:

@@ -14,7 +14,8 @@ from services.billing import automation
 from services.billing.app import build
 from shared import topics
 from tests.conftest import eventually, example_event, isolated_topics
-from tests.integration.billing.conftest import Practice
+from tests.integration.billing.conftest import Practice, _all_in
+from tests.integration.billing.test_split_bills import FATHER, MOTHER, SPLIT
 from tests.integration.billing.test_superbills import PRACTICE_INFO
 
 pytestmark = pytest.mark.integration
@@ -263,6 +264,32 @@ async def test_superbills_on_day_31_run_on_the_last_day_of_february_with_paid_se
     assert [s["session_ids"] for s in march["superbills"]] == [[later]]  # never the January one again
     docs = (await practice.get(f"/v1/clients/{wants}/documents")).json()["items"]
     assert [d["kind"] for d in docs] == ["superbill", "superbill", "bill", "bill", "bill"]
+
+
+async def test_a_split_session_goes_on_a_superbill_only_once_every_bill_of_its_group_is_paid(practice) -> None:
+    """One parent paying their half does not pay the session: the superbill waits for the other."""
+    cid, sid = uid("client"), uid("s")
+    await practice.put("/v1/settings", {**PRACTICE_INFO, "superbill_creation_day": 1})
+    await practice.send(topics.SCHEDULING, example_event("ClinicianUpserted"), key="clin")
+    await practice.client(cid, minor=True, guardians=[MOTHER, FATHER])
+    await practice.session(sid, cid, example="insurance-telehealth", date_of_service="2027-01-20")
+    await practice.put(f"/v1/clients/{cid}/billing-profile", {"automatic_superbills": True})
+    await eventually(lambda: _all_in(practice.unbilled_ids(cid), [sid]))
+    r = await practice.post("/v1/bills", {"client_id": cid, "session_ids": [sid], "split": SPLIT})
+    assert r.status_code == 201, r.text
+    mother, father = r.json()["items"]
+    await practice.payment(cid, [(mother["id"], mother["client_owes_cents"])])
+    await eventually(lambda: _when_paid(practice, mother["id"]))
+    assert (await practice.bill(father["id"]))["status"] == "open"
+    february = await run(practice, "superbill_creation", "2027-02-01T15:00:00Z")
+    assert february["period"] == "2027-01" and february["superbills"] == [], "half the group is still open"
+
+    await practice.payment(cid, [(father["id"], father["client_owes_cents"])])
+    await eventually(lambda: _when_paid(practice, father["id"]))
+    march = await run(practice, "superbill_creation", "2027-03-01T15:00:00Z")
+    assert [(s["client_id"], s["session_ids"]) for s in march["superbills"]] == [(cid, [sid])]
+    superbill = (await practice.get(f"/v1/superbills/{march['superbills'][0]['superbill_id']}")).json()
+    assert superbill["total_paid_cents"] == mother["total_cents"] + father["total_cents"]
 
 
 async def test_settings_warn_when_bills_would_be_shared_before_autopay_and_tell_payments(practice) -> None:

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from shared.auth import DOCUMENTS_READ, PRACTICE_READ, issue_service_token
 from tests.conftest import eventually
 from tests.integration.billing.conftest import Practice
 
@@ -53,3 +54,23 @@ async def test_a_client_sees_a_statement_only_once_shared(practice: Practice) ->
     assert (await practice.get(path, role="client", client_id=cid)).status_code == 404
     assert (await practice.post(f"{path}/share", {})).status_code == 200
     assert (await practice.get(path, role="client", client_id=cid)).status_code == 200
+
+
+async def test_the_webs_settings_token_reads_the_settings_and_nothing_else(practice: Practice) -> None:
+    """The web reads a practice's name, currency and timezone with a service token scoped
+    `practice:read`; it cannot write them or read anything else, and a client cannot read them."""
+    saved = await practice.put("/v1/settings", {"name": "Rivers Edge", "timezone": "America/Chicago"})
+    assert saved.status_code == 200, saved.text
+    settings = practice.svc.settings
+
+    def bearer(scope: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {issue_service_token(practice.id, 'web', scope, settings)}"}
+
+    r = await practice.http.get("/v1/settings", headers=bearer(PRACTICE_READ))
+    assert r.status_code == 200 and (r.json()["name"], r.json()["timezone"]) == ("Rivers Edge", "America/Chicago")
+    write = await practice.http.put("/v1/settings", json={"name": "x"}, headers=bearer(PRACTICE_READ))
+    assert write.status_code == 403
+    for path in ("/v1/bills", "/v1/unbilled-sessions", "/v1/clients"):
+        assert (await practice.http.get(path, headers=bearer(PRACTICE_READ))).status_code == 403, path
+    assert (await practice.http.get("/v1/settings", headers=bearer(DOCUMENTS_READ))).status_code == 403
+    assert (await practice.get("/v1/settings", role="client", client_id="c1")).status_code == 403

@@ -24,6 +24,8 @@ from shared.events import (
     GoodFaithEstimateCreated,
     Party,
     ShareDelivery,
+    SharedSource,
+    SharesRecorded,
     StatementCreated,
     SuperbillCreated,
     new_envelope,
@@ -154,6 +156,31 @@ async def test_clients_see_only_their_own_shared_documents(documents, publish) -
     assert (await http.get("/v1/documents/not-a-uuid", headers=staff())).status_code == 404
     other = await http.get("/v1/documents", params={"client_id": "x"}, headers=client_auth(bill.client_id))
     assert other.status_code == 404
+
+
+async def test_shares_made_before_documents_kept_its_list_become_visible_from_billings_backfill(
+    documents, publish
+) -> None:
+    """A bill shared before the shared list existed: only its BillCreated reached documents' list.
+    Billing's data migration (f8a0b2c4d6e8) stages SharesRecorded, and the client sees it again."""
+    svc, http = documents
+    client_id = f"client-{uuid.uuid4()}"
+    shared, unshared = (samples.bill(bill_id=f"bill-{uuid.uuid4()}", client_id=client_id) for _ in range(2))
+    for bill in (shared, unshared):
+        await publish(topics.BILLING, event(BillCreated(bill=bill)), key=client_id, settings=svc.settings)
+    [doc] = await eventually(lambda: versions(http, shared.id))
+    [hidden] = await eventually(lambda: versions(http, unshared.id))
+    url = f"/v1/documents/{doc['id']}"
+    assert (await http.get(url, headers=client_auth(client_id))).status_code == 404
+
+    backfill = SharesRecorded(client_id=client_id, sources=[SharedSource(kind="bill", id=shared.id)])
+    for _ in range(2):  # a redelivery changes nothing
+        await publish(topics.BILLING, event(backfill), key=client_id, settings=svc.settings)
+    assert await eventually(lambda: _ok(http.get(f"{url}/pdf", headers=client_auth(client_id))))
+    mine = await http.get("/v1/documents", headers=client_auth(client_id))
+    assert [d["id"] for d in mine.json()["items"]] == [doc["id"]], "the unshared bill stays hidden"
+    assert (await http.get(f"/v1/documents/{hidden['id']}", headers=client_auth(client_id))).status_code == 404
+    assert (await http.get(url, headers=client_auth("someone-else"))).status_code == 404
 
 
 async def test_ops_endpoints_and_the_asyncapi_document(documents) -> None:

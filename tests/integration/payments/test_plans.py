@@ -9,7 +9,18 @@ from typing import Any
 import pytest
 
 from services.payments import plans
-from tests.integration.payments.conftest import DECLINES, as_client, new_id, payment_events, staff
+from shared import topics
+from tests.conftest import eventually
+from tests.integration.payments.conftest import (
+    DECLINES,
+    as_client,
+    bill_event,
+    new_id,
+    payment_events,
+    snapshot,
+    staff,
+)
+from tests.integration.payments.test_adjusted_bills import with_adjustment
 from tests.integration.payments.test_autopay import autopay_client, open_bill, payments_of, run, setup_practice
 from tests.integration.payments.test_stripe import add_card
 
@@ -126,6 +137,37 @@ async def test_three_failed_installments_in_a_row_default_the_plan(svc, http, pu
     assert len(failed) == 3 and all(f["autopay"] and f["bill_id"] == bill for f in failed)
     [defaulted] = [e["data"] for e in events if e["event_type"] == "PaymentPlanDefaulted"]
     assert defaulted["failed_in_row"] == 3 and defaulted["plan"]["status"] == "defaulted"
+
+
+async def test_a_write_off_of_what_is_left_completes_the_plan_and_skips_the_rest(svc, http, publish) -> None:
+    """A plan ends `completed` when its bills are settled by any means: here billing writes off
+    what the installments had not paid (BillUpdated, status closed)."""
+    practice = await setup_practice(svc, publish)
+    client = new_id("c")
+    bill = await open_bill(svc, publish, practice, client, 6000)
+    card = await add_card(svc, http, practice, client)
+    plan = (await start_plan(http, practice, client, [bill], card["id"])).json()
+    first = await run(http, practice, "2027-01-04T12:00:00Z")
+    assert [(i["outcome"], i["amount_cents"]) for i in first["plan_installments"]] == [("paid", 2000)]
+
+    written_off = with_adjustment(snapshot(bill, client, client_owes=6000), 4000, version=2) | {"status": "closed"}
+    await publish(topics.BILLING, bill_event("BillUpdated", practice, written_off), key=client, settings=svc.settings)
+
+    async def completed() -> dict[str, Any] | None:
+        seen = await plan_of(http, practice, plan["id"])
+        return seen if seen["status"] == "completed" else None
+
+    plan = await eventually(completed)
+    assert [i["status"] for i in plan["schedule"]] == ["paid", "skipped", "skipped"]
+    assert (await run(http, practice, "2027-02-04T12:00:00Z"))["plan_installments"] == []
+    assert len(await payments_of(http, practice, bill)) == 1, "nothing charged after the write-off"
+
+    def done(events: list[dict[str, Any]]) -> bool:
+        return any(e["event_type"] == "PaymentPlanCompleted" for e in events)
+
+    events = await payment_events(svc.settings, client, done)
+    [ended] = [e["data"]["plan"] for e in events if e["event_type"] == "PaymentPlanCompleted"]
+    assert ended["status"] == "completed" and [i["status"] for i in ended["schedule"]] == ["paid", "skipped", "skipped"]
 
 
 async def test_plan_rules_access_and_cancel(svc, http, publish) -> None:

@@ -12,6 +12,7 @@ from shared.superbill_rules import (
     is_npi,
     normalize_icd10cm,
     npi_check_digit,
+    session_paid,
     superbill_problems,
 )
 from tests.unit.documents import samples
@@ -147,3 +148,31 @@ def test_rules_take_plain_mappings_as_billing_builds_them() -> None:
     unknown_clinician = {**samples.superbill_line(0), "provider": None}
     problems = superbill_problems(source.practice, source.patient, {**body, "lines": [unknown_clinician]})
     assert problems == ["lines[0].provider is required"]
+
+
+BILL_STATUSES = st.sampled_from(["open", "paid", "closed", "cancelled"])
+
+
+@given(st.lists(BILL_STATUSES, max_size=6))
+def test_a_session_is_paid_only_when_every_live_bill_of_its_group_is_paid(statuses: list[str]) -> None:
+    live = [s for s in statuses if s != "cancelled"]
+    assert session_paid(statuses) == (len(live) > 0 and set(live) == {"paid"})
+    if "open" in statuses or "closed" in statuses:
+        assert not session_paid(statuses), "one party's unpaid (or written-off) bill keeps the session unpaid"
+
+
+@pytest.mark.parametrize(
+    ("statuses", "paid"),
+    [
+        (["paid"], True),
+        (["paid", "open"], False),  # a split: the mother paid, the father has not
+        (["open", "paid"], False),
+        (["paid", "paid"], True),
+        (["paid", "cancelled"], True),  # the other party's bill was cancelled: nothing else is owed
+        (["cancelled", "cancelled"], False),
+        ([], False),
+        (["closed"], False),
+    ],
+)
+def test_split_session_examples(statuses: list[str], paid: bool) -> None:
+    assert session_paid(statuses) is paid
