@@ -30,9 +30,10 @@ def problem_of(response: httpx.Response) -> ApiProblem:
 
 
 def safe_path(path: str) -> bool:
-    """An upstream path built from ids: no query or fragment, no `.`/`..` segment (a page's id such
-    as `?status=open` or `..` would otherwise reach another route of the service)."""
-    return not any(c in path for c in "?#\\") and not any(seg in (".", "..") for seg in path.split("/"))
+    """An upstream path built from ids: no query or fragment, no empty, `.` or `..` segment (a page's
+    id such as `?status=open`, `..` or a missing one would otherwise reach another route of the service)."""
+    segments = path.split("/")[1:]
+    return not any(c in path for c in "?#\\") and not any(seg in ("", ".", "..") for seg in segments)
 
 
 class Services:
@@ -83,6 +84,8 @@ class Api:
                 self.api_ms += (time.perf_counter() - self._since) * 1000
         if response.status_code >= 400:
             raise problem_of(response)
+        if response.is_redirect:  # the APIs never redirect a right path (a trailing slash, say): no such page
+            raise ApiProblem(404, "not_found", "This page does not exist.")
         return response
 
     async def get(self, service: str, path: str, **params: Any) -> Any:

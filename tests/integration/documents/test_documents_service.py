@@ -168,8 +168,8 @@ async def test_shares_made_before_documents_kept_its_list_become_visible_from_bi
     shared, unshared = (samples.bill(bill_id=f"bill-{uuid.uuid4()}", client_id=client_id) for _ in range(2))
     for bill in (shared, unshared):
         await publish(topics.BILLING, event(BillCreated(bill=bill)), key=client_id, settings=svc.settings)
-    [doc] = await eventually(lambda: versions(http, shared.id))
-    [hidden] = await eventually(lambda: versions(http, unshared.id))
+    [doc] = await eventually(lambda: versions(http, shared.id), timeout=90)  # the first render of the module
+    [hidden] = await eventually(lambda: versions(http, unshared.id), timeout=90)
     url = f"/v1/documents/{doc['id']}"
     assert (await http.get(url, headers=client_auth(client_id))).status_code == 404
 

@@ -18,7 +18,16 @@ def test_paths_built_from_ids(path: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["/v1/bills/?status=open", "/v1/bills/x#frag", "/v1/bills/../settings", "/v1/bills/.", "/v1/bills/a\\b"]
+    "path",
+    [
+        "/v1/bills/?status=open",
+        "/v1/bills/x#frag",
+        "/v1/bills/../settings",
+        "/v1/bills/.",
+        "/v1/bills/a\\b",
+        "/v1/bills/",
+        "/v1/bills//cancel",
+    ],
 )
 def test_ids_that_would_reach_another_route_or_query(path: str) -> None:
     assert not safe_path(path)
