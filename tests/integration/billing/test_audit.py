@@ -42,15 +42,18 @@ async def test_each_write_is_audited_once_and_refused_ones_not_at_all(practice: 
     ]  # fmt: skip
 
 
-async def test_scheduled_shares_and_the_monthly_superbill_run_are_automations_doing(practice: Practice) -> None:
-    """Automation is an actor too: what the scheduler shares and the superbill run creates is
-    recorded as `automation`, in the transaction that does it; the staff request that set the
-    run off (POST /v1/automation/run) is recorded as the staff's."""
-    cid, sid = uid("client"), uid("s")
+async def test_bill_and_superbill_runs_and_scheduled_shares_are_automations_doing(practice: Practice) -> None:
+    """Automation is an actor too: what the bill and superbill runs create and the scheduler
+    shares is recorded as `automation`, in the transaction that does it; the staff request that
+    set a run off (POST /v1/automation/run) is recorded as the staff's."""
+    cid, early, sid = uid("client"), uid("s"), uid("s")
     await practice.put("/v1/settings", {**PRACTICE_INFO, "superbill_creation_day": 28, "auto_share_bills": True,
-                                        "auto_share_delay_hours": 2})  # fmt: skip
+                                        "auto_share_delay_hours": 2, "bill_creation": "weekly"})  # fmt: skip
     await practice.send(topics.SCHEDULING, example_event("ClinicianUpserted"), key="clin")
     await practice.client(cid)
+    await practice.session(early, cid, example="insurance-telehealth", date_of_service="2027-01-05")
+    await eventually(lambda: _all_in(practice.unbilled_ids(cid), [early]))
+    [weekly] = (await run(practice, "bill_creation", "2027-01-13T15:00:00Z"))["bills"]  # the weeks before Jan 11
     await practice.session(sid, cid, example="insurance-telehealth", date_of_service="2027-01-20")
     await practice.put(f"/v1/clients/{cid}/billing-profile", {"automatic_superbills": True})
     bill = await _paid_bill(practice, cid, sid)
@@ -61,11 +64,12 @@ async def test_scheduled_shares_and_the_monthly_superbill_run_are_automations_do
         return [e["data"] for e in events if e["event_type"] == "AuditRecorded"]
 
     def done(events: list[dict[str, Any]]) -> bool:
-        return {"share_bill", "create_superbill"} <= {a["action"] for a in audits(events)}
+        return {"share_bill", "create_superbill", "create_bill"} <= {a["action"] for a in audits(events)}
 
     got = [a for a in audits(await practice.events(until=done, audit=True)) if a["actor"] == "automation"]
     by_automation = {"actor": "automation", "role": "automation", "service": "billing", "client_id": cid, "ip": None}
     assert sorted(got, key=lambda a: a["action"]) == [
+        by_automation | {"action": "create_bill", "resource": {"kind": "bill", "id": weekly["bill_id"]}},
         by_automation | {"action": "create_superbill", "resource": {"kind": "superbill", "id": made["superbill_id"]}},
         by_automation | {"action": "share_bill", "resource": {"kind": "bill", "id": bill["id"]}},
     ]

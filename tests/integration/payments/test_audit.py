@@ -7,7 +7,7 @@ import json
 import pytest
 
 from shared import topics
-from tests.conftest import read_topic
+from tests.conftest import eventually, read_topic
 from tests.integration.payments import test_money_edges
 from tests.integration.payments.conftest import payment_method, staff
 from tests.integration.payments.test_money_edges import pending_payment
@@ -73,3 +73,26 @@ async def test_the_reconciler_and_stripe_webhooks_are_actors_too(svc, http, publ
         {"actor": "stripe", "role": "webhook", "service": "payments", "action": "record_stripe_dashboard_refund",
          "resource": {"kind": "refund", "id": refund["id"]}, "client_id": client, "ip": None},
     ]  # fmt: skip
+
+
+async def test_an_autopay_charge_is_automations_doing(svc, http, publish) -> None:
+    practice, client, bill_id = await with_bill(svc, publish, owes=7000)
+    card = await add_card(svc, http, practice, client)
+    r = await http.put(f"/v1/clients/{client}/autopay", json={"enabled": True, "card_id": card["id"]},
+                       headers=staff(practice))  # fmt: skip
+    assert r.status_code == 200, r.text
+
+    async def run() -> list | None:
+        return (await http.post("/v1/autopay/run", headers=staff(practice))).json()["items"] or None
+
+    [item] = await eventually(run, timeout=10)
+    [charged] = (await http.get("/v1/payments", params={"bill_id": bill_id}, headers=staff(practice))).json()["items"]
+
+    def audits(records: list) -> list[dict]:
+        events = [json.loads(x.value) for x in records if x.key == client.encode()]
+        return [e["data"] for e in events if e["event_type"] == "AuditRecorded" and e["data"]["actor"] == "automation"]
+
+    [audit] = audits(await read_topic(svc.settings, topics.PAYMENTS, until=lambda rs: bool(audits(rs))))
+    assert item["outcome"] == "succeeded"
+    assert audit == {"actor": "automation", "role": "automation", "service": "payments", "action": "autopay_charge",
+                     "resource": {"kind": "payment", "id": charged["id"]}, "client_id": client, "ip": None}  # fmt: skip
