@@ -56,7 +56,7 @@ class Service:
         self.name = name
         self.settings = settings
         self.metadata = metadata
-        self.db = Database(settings.database_url(name), name)
+        self.db = Database(settings.database_url(name), name, pool_size=settings.pg_pool_size)
         # FastStream's per-message "Received/Processed" lines at DEBUG: at INFO they cost CPU per batch.
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     topic_partitions: int = 6
     pg_host: str = "127.0.0.1"
     pg_port: int = 5432
+    # Connections per service process: this many kept open, as many again under a burst.
+    pg_pool_size: int = 10
     pg_database: str = "therapy_billing"
     pg_admin_url: str = "postgresql://tb_admin:tb_admin@127.0.0.1:5432/postgres"
     billing_database_url: str | None = None

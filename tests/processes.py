@@ -63,22 +63,35 @@ class Stack:
     env: dict[str, str]
     inbox: SmtpInbox
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    # Ports of the replicas after the first ("billing-1", ...); the first uses the settings' port.
+    replica_ports: dict[str, int] = field(default_factory=dict)
 
-    def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self.settings.http_port(service)}"
+    def url(self, service: str, replica: int = 0) -> str:
+        return f"http://127.0.0.1:{self._settings_of(service, replica).http_port(service)}"
+
+    def replicas(self, service: str) -> int:
+        return 1 + sum(name.startswith(f"{service}-") for name in self.replica_ports)
+
+    def _settings_of(self, service: str, replica: int) -> Settings:
+        if not replica:
+            return self.settings
+        return self.settings.model_copy(update={f"{service}_port": self.replica_ports[f"{service}-{replica}"]})
 
     def log_path(self, service: str) -> Path:
         """One file per run and service: concurrent runs on one machine do not mix their logs,
         and the session guard (tests/guard.py) reads this run's ERROR lines from it."""
         return LOGS / f"e2e-{self.settings.topic_prefix.replace('.', '-')}{service}.log"
 
-    def start(self, service: str) -> None:
-        path = self.log_path(service)
+    def start(self, service: str, replica: int = 0) -> None:
+        """Replica 0 is named after the service, replica r > 0 `<service>-r` (its own HTTP port)."""
+        name = f"{service}-{replica}" if replica else service
+        env = {**self.env, f"{service.upper()}_PORT": str(self.replica_ports[name])} if replica else self.env
+        path = self.log_path(name)
         if path not in PROCESS_LOGS:
             PROCESS_LOGS.append(path)
         log = open(path, "ab")
-        self.processes[service] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{service}"], cwd=ROOT, env=self.env, stdout=log, stderr=log
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", f"services.{service}"], cwd=ROOT, env=env, stdout=log, stderr=log
         )
 
     def kill(self, service: str) -> None:
@@ -95,9 +108,9 @@ class Stack:
         except subprocess.TimeoutExpired:
             proc.kill()
 
-    async def ready(self, service: str) -> None:
-        if not await wait_ready(service, READY_SECONDS, self.settings):
-            log = self.log_path(service).read_text()[-3000:]
+    async def ready(self, service: str, replica: int = 0) -> None:
+        if not await wait_ready(service, READY_SECONDS, self._settings_of(service, replica)):
+            log = self.log_path(f"{service}-{replica}" if replica else service).read_text()[-3000:]
             raise AssertionError(f"{service} not ready:\n{log}")
 
 
@@ -121,8 +134,10 @@ async def running_services(
     *,
     services: Sequence[str] = SERVICES,
     extra_env: dict[str, str] | None = None,
+    replicas: int = 1,
 ) -> AsyncIterator[Stack]:
-    """Start the services against `base`'s database and topics; stop them afterwards."""
+    """Start the services (`replicas` processes of each) against `base`'s database and topics;
+    stop them afterwards."""
     ports = {s: free_port() for s in SERVICES}
     settings = base.model_copy(
         update={
@@ -148,11 +163,14 @@ async def running_services(
         **(extra_env or {}),
     }
     LOGS.mkdir(parents=True, exist_ok=True)
-    stack = Stack(settings, env, inbox)
+    stack = Stack(
+        settings, env, inbox, replica_ports={f"{s}-{r}": free_port() for s in services for r in range(1, replicas)}
+    )
     for service in services:
-        stack.start(service)
+        for r in range(replicas):
+            stack.start(service, r)
     try:
-        await asyncio.gather(*(stack.ready(s) for s in services))
+        await asyncio.gather(*(stack.ready(s, r) for s in services for r in range(replicas)))
         yield stack
     finally:
         for service in list(stack.processes):
