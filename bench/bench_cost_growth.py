@@ -17,6 +17,7 @@ Run: .venv/bin/python -m bench.bench_cost_growth [sizes...]   (needs ./dev infra
 
 import asyncio
 import json
+import re
 import statistics
 import sys
 import time
@@ -31,6 +32,7 @@ from services.billing.app import create_service as billing_service
 from services.billing.db import sessions
 from services.reports.app import build as build_reports
 from shared.auth import issue_token
+from shared.migrations import upgrade
 from shared.settings import Settings
 
 SIZES = [1_000, 10_000, 100_000, 1_000_000]
@@ -44,32 +46,32 @@ TOLERANCE = 0.2
 # Other practices' billed history, sessions lo..hi-1 (four to a bill, one client per bill).
 BILLING_FILL = [
     """INSERT INTO billing.clients (practice_id, id, first_name, last_name, data, as_of)
-       SELECT 'filler-' || (i % $3), 'fc-' || i, 'Filler', 'Client ' || i, $4::jsonb, now()
-       FROM generate_series($1 / 4, ($2 - 1) / 4) i WHERE i * 4 >= $1""",
+       SELECT 'filler-' || (i % $3::int), 'fc-' || i, 'Filler', 'Client ' || i, $4::jsonb, now()
+       FROM generate_series($1::int / 4, ($2::int - 1) / 4) i WHERE i * 4 >= $1""",
     """INSERT INTO billing.bills (id, practice_id, number, client_id, status, responsibility, issued_on, due_date,
          access_code, pay_url, bill_to, patient, practice, total_cents, client_share_cents, insurance_share_cents,
          paid_cents, created_at)
-       SELECT md5('bill' || i)::uuid, 'filler-' || (i % $3), i, 'fc-' || i, 'paid', 'client',
+       SELECT md5('bill' || i)::uuid, 'filler-' || (i % $3::int), i, 'fc-' || i, 'paid', 'client',
          DATE '2024-01-01' + (i % 700), DATE '2024-01-31' + (i % 700), '123456', 'https://pay.example/p?bill=' || i,
          $4::jsonb, $4::jsonb, '{"name": "Filler Practice"}'::jsonb, 64000, 64000, 0, 64000,
          TIMESTAMPTZ '2024-01-01 12:00Z' + (i % 700) * INTERVAL '1 day'
-       FROM generate_series($1 / 4, ($2 - 1) / 4) i WHERE i * 4 >= $1""",
+       FROM generate_series($1::int / 4, ($2::int - 1) / 4) i WHERE i * 4 >= $1""",
     """INSERT INTO billing.sessions (practice_id, id, client_id, clinician_id, date_of_service, attendance, data,
          services_cents, as_of, bill_id)
-       SELECT 'filler-' || ((i / 4) % $3), 'fs-' || i, 'fc-' || (i / 4), 'clin-morgan',
-         DATE '2024-01-01' + ((i / 4) % 700), 'attended', $5::jsonb, 16000, now(), md5('bill' || (i / 4))::uuid
-       FROM generate_series($1, $2 - 1) i""",
+       SELECT 'filler-' || ((i / 4) % $3::int), 'fs-' || i, 'fc-' || (i / 4), 'clin-morgan',
+         DATE '2024-01-01' + ((i / 4) % 700), 'attended', $4::jsonb, 16000, now(), md5('bill' || (i / 4))::uuid
+       FROM generate_series($1::int, $2::int - 1) i""",
     """INSERT INTO billing.bill_lines (bill_id, position, session_id, date_of_service, code, description, modifiers,
          units, amount_cents, client_owes_cents, insurance_owes_cents)
        SELECT md5('bill' || (i / 4))::uuid, i % 4, 'fs-' || i, DATE '2024-01-01' + ((i / 4) % 700), '90837',
          'Psychotherapy, 60 minutes', '[]'::jsonb, 1, 16000, 16000, 0
-       FROM generate_series($1, $2 - 1) i""",
+       FROM generate_series($1::int, $2::int - 1) i""",
     """INSERT INTO billing.inbox (event_id, event_type, processed_at)
-       SELECT md5('event' || i), 'SessionCompleted', now() FROM generate_series($1, $2 - 1) i""",
+       SELECT md5('event' || i), 'SessionCompleted', now() FROM generate_series($1::int, $2::int - 1) i""",
     """INSERT INTO billing.outbox (event_id, topic, key, event_type, payload, sent_at)
        SELECT md5('out' || i), 'billing.events', 'fc-' || i, 'BillCreated', convert_to(repeat('x', 1500), 'UTF8'),
          now()
-       FROM generate_series($1 / 4, ($2 - 1) / 4) i WHERE i * 4 >= $1""",
+       FROM generate_series($1::int / 4, ($2::int - 1) / 4) i WHERE i * 4 >= $1""",
 ]
 
 
@@ -79,8 +81,9 @@ async def fill(settings: Settings, lo: int, hi: int) -> None:
     session = {"services": [{"code": "90837", "fee_cents": 16000, "billable": True, "units": 1}], "payer": "self_pay"}
     async with admin_pool(settings) as pool, pool.acquire() as con:
         for statement in BILLING_FILL:
-            args = (lo, hi, FILLER_PRACTICES, json.dumps(client))
-            await con.execute(statement, *(args if "$5" not in statement else (*args, json.dumps(session))))
+            data = json.dumps(session if "billing.sessions" in statement else client)
+            args = (lo, hi, FILLER_PRACTICES, data)
+            await con.execute(statement, *args[: max(int(n) for n in re.findall(r"\$(\d)", statement))])
         await con.execute("ANALYZE")
     bills = (hi - lo) // 4
     svc, _app = build_reports(settings)
@@ -88,12 +91,15 @@ async def fill(settings: Settings, lo: int, hi: int) -> None:
         for k in range(FILLER_PRACTICES):
             practice = f"filler-{k}-{lo}"  # each step's filler practices are new ones
             for statement in SEED[3:-1]:  # bills, lines, sessions, payments, journal (not names: 5,000 per practice)
+                statement = re.sub(r"'(je-[bp]-)' \|\| i", r"'\1' || :p || '-' || i", statement)  # entry ids are global
                 await s.execute(text(statement), {"p": practice, "n": max(1, bills // FILLER_PRACTICES)})
         await s.execute(text("ANALYZE"))
 
 
 async def seed_measured(settings: Settings) -> None:
-    """PRACTICE: 500 known clients in billing, 5,000 bills of a year in reports."""
+    """PRACTICE: 500 known clients in billing, 5,000 bills of a year in reports (schemas first)."""
+    for service in ("billing", "reports"):
+        await asyncio.to_thread(upgrade, service, settings.database_url(service))
     async with admin_pool(settings) as pool:
         rows = [(PRACTICE, f"client-{n}", "Bench", f"client-{n}", json.dumps(client_event(PRACTICE, f"client-{n}")
                  ["data"]["client"])) for n in range(500)]  # fmt: skip
