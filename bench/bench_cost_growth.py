@@ -154,7 +154,7 @@ def p95(values: list[float]) -> float:
 
 async def main(sizes: list[int]) -> int:
     rows: list[dict[str, float]] = []
-    async with isolated_settings() as settings:
+    async with isolated_settings(log_level="WARNING") as settings:
         await seed_measured(settings)
         filled, ingested = 0, 0
         for size in sizes:

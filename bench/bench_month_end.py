@@ -55,6 +55,7 @@ from bench.month_end_report import Stage, checks, compare, progress, report
 from shared.auth import issue_token
 from shared.events import BillSnapshot
 from shared.kafka import client_options
+from tests import processes
 from tests.processes import Stack, free_port, running_services, smtp_server
 
 FULL = {"practices": 200, "clients": 10_000, "sessions": 40_000}
@@ -427,6 +428,7 @@ async def with_ceilings(
 
 
 async def main(args: argparse.Namespace) -> int:
+    processes.READY_SECONDS = 600  # a loaded shared machine can take minutes to start eight processes
     results = [await one_run(args, n) for n in args.replicas]
     ok = all([report(r) for r in results])
     if len(results) > 1:
