@@ -5,6 +5,7 @@ latency benchmark."""
 import asyncio
 import email
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -52,9 +53,18 @@ class SmtpInbox:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range (32768+): a port from that range can be
+    taken by any outgoing connection (to Kafka, Postgres) before the service binds it, and another
+    run's service then answers our readiness check."""
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 @dataclass
@@ -109,9 +119,13 @@ class Stack:
             proc.kill()
 
     async def ready(self, service: str, replica: int = 0) -> None:
-        if not await wait_ready(service, READY_SECONDS, self._settings_of(service, replica)):
-            log = self.log_path(f"{service}-{replica}" if replica else service).read_text()[-3000:]
-            raise AssertionError(f"{service} not ready:\n{log}")
+        """Ready, and by this process: one that died (e.g. its port was taken) is not ready though
+        something else may answer on its port."""
+        name = f"{service}-{replica}" if replica else service
+        ready = await wait_ready(service, READY_SECONDS, self._settings_of(service, replica))
+        if not ready or self.processes[name].poll() is not None:
+            log = self.log_path(name).read_text()[-3000:]
+            raise AssertionError(f"{name} not ready:\n{log}")
 
 
 @contextmanager
