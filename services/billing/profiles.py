@@ -1,7 +1,8 @@
 """A client's billing profile (`GET/PUT /v1/clients/{client_id}/billing-profile`): the
 defaults a new bill takes for that client (responsibility, copay or coinsurance), whether
 superbills are made automatically, and whether shares go by email or to the portal only.
-`GET /v1/clients` lists the practice's clients (the web console's client pickers)."""
+`GET /v1/clients` and `GET /v1/clinicians` list the practice's clients and clinicians (the web
+console's pickers)."""
 
 from typing import Annotated, Any
 
@@ -12,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing.api import IdempotencyKey, run_write
-from services.billing.db import client_profiles, clients
+from services.billing.db import client_profiles, clients, clinicians
 from services.billing.practice import BillingProfile
 from services.billing.repository import load_profile
 from shared.auth import StaffPrincipal
@@ -35,6 +36,18 @@ async def list_clients(
     async with svc.db.transaction() as db:
         rows = (await db.execute(q)).all()
     items = [{"id": r.id, "first_name": r.first_name, "last_name": r.last_name, "email": r.email} for r in rows]
+    return {"items": items, "next_cursor": None}
+
+
+@router.get("/clinicians")
+async def list_clinicians(svc: ServiceDep, principal: StaffPrincipal) -> dict[str, Any]:
+    """The practice's clinicians as scheduling described them (a Good Faith Estimate names one)."""
+    q = select(clinicians.c.id, clinicians.c.data).where(clinicians.c.practice_id == principal.practice_id)
+    async with svc.db.transaction() as db:
+        rows = (await db.execute(q.order_by(clinicians.c.id).limit(1000))).all()
+    fields = ("first_name", "last_name", "credentials", "npi")
+    items = [{"id": r.id} | {f: r.data.get(f) for f in fields} for r in rows]
+    items.sort(key=lambda c: (c["last_name"] or "", c["first_name"] or "", c["id"]))
     return {"items": items, "next_cursor": None}
 
 

@@ -17,7 +17,9 @@ templates.env.filters.update(
     date=fmt.date_text,
 )
 templates.env.globals.update(
-    method_names={"card": "Card", "cash": "Cash", "check": "Check", "credit": "Credit", "other": "Other"}
+    method_names={"card": "Card", "cash": "Cash", "check": "Check", "credit": "Credit", "other": "Other"},
+    doc_names={"good_faith_estimate": "Good Faith Estimate"},
+    adjustment_names={"write_off": "Write-off", "discount": "Discount", "bad_debt": "Bad debt"},
 )
 
 

@@ -12,14 +12,18 @@ from tests.conftest import eventually, example_event
 
 
 class Scene:
-    def __init__(self, publish: Callable[..., Any], web: WebStack, api: Any) -> None:
+    """`practice`: the browser tier's practice, or one of a test's own (whose totals or nightly
+    runs the other tests' records would change)."""
+
+    def __init__(self, publish: Callable[..., Any], web: WebStack, api: Any, practice: str = PRACTICE) -> None:
         self.publish = publish
         self.web = web
         self.api = api
+        self.practice = practice
 
     async def send(self, name: str, key: str, **data: Any) -> None:
         event = example_event(name)
-        event["practice_id"] = PRACTICE
+        event["practice_id"] = self.practice
         event["data"].update(copy.deepcopy(data))
         await self.publish(topics.SCHEDULING, event, key=key, settings=self.web.settings)
 

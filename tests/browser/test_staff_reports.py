@@ -2,7 +2,6 @@
 beside tables with the figures, and the CSVs, for a practice of its own (the other browser tests'
 bills would change its totals). The figures are written by hand from the bills and payment below."""
 
-import copy
 import csv
 import datetime as dt
 import io
@@ -13,24 +12,13 @@ from zoneinfo import ZoneInfo
 import httpx
 from playwright.async_api import Page, expect
 
-from shared import topics
 from shared.auth import issue_token
 from tests.browser.conftest import PRACTICE_SETTINGS, A11y, sign_in
 from tests.browser.scene import Scene
-from tests.conftest import eventually, example_event
+from tests.conftest import eventually
 
 REPORTS_PRACTICE = "practice-browser-reports"
 PACIFIC = ZoneInfo("America/Los_Angeles")
-
-
-class PracticeScene(Scene):
-    """The scene's clients and sessions, published for REPORTS_PRACTICE."""
-
-    async def send(self, name: str, key: str, **data: Any) -> None:
-        event = example_event(name)
-        event["practice_id"] = REPORTS_PRACTICE
-        event["data"].update(copy.deepcopy(data))
-        await self.publish(topics.SCHEDULING, event, key=key, settings=self.web.settings)
 
 
 def has_ink(page: Page, selector: str) -> Any:
@@ -49,7 +37,7 @@ async def test_reports_page_charts_tables_and_csv(page: Page, a11y: A11y, scene:
             f"{web.api('billing')}/v1/settings", json={**PRACTICE_SETTINGS, "name": "Reports Practice"}
         )
         assert saved.status_code == 200, saved.text
-        own = PracticeScene(publish, web, api)
+        own = Scene(publish, web, api, practice=REPORTS_PRACTICE)
         today = dt.datetime.now(PACIFIC).date()
         later = today + dt.timedelta(days=59)  # the first bill 45 days past due then, the second 9
         client_id = await own.client("Avery", "Lindqvist")
@@ -125,3 +113,35 @@ async def test_reports_page_charts_tables_and_csv(page: Page, a11y: A11y, scene:
     assert [(r["key"], r["billed_cents"], r["collected_cents"]) for r in rows] == [
         (today.strftime("%Y-%m"), "25000", "6000")
     ]
+
+    # payments by method, then by day, over a date range (From / To), and their CSV
+    payments = page.get_by_role("table", name="Payments by method")
+    await expect(payments.get_by_role("row", name="Cash").get_by_role("cell")).to_have_text(
+        ["$60.00", "$0.00", "$60.00", "1"]
+    )
+    await page.get_by_label("Group payments by").select_option("day")
+    await page.get_by_role("button", name="Show").click()
+    by_day = page.get_by_role("table", name="Payments by day")
+    day = f"{today.strftime('%b')} {today.day}, {today.year}"
+    await expect(by_day.get_by_role("row", name=day).get_by_role("cell")).to_have_text(
+        ["$60.00", "$0.00", "$60.00", "1"]
+    )
+    await a11y.check(page)
+    async with page.expect_download() as info:
+        await page.get_by_role("link", name="Download payments CSV").click()
+    rows = list(csv.DictReader(io.StringIO((await (await info.value).path()).read_text())))
+    assert [(r["key"], r["payments_cents"], r["net_cents"], r["count"]) for r in rows] == [
+        (today.isoformat(), "6000", "6000", "1")
+    ]
+    before = today - dt.timedelta(days=1)
+    await page.get_by_label("From", exact=True).fill(str(today - dt.timedelta(days=30)))
+    await page.get_by_label("To", exact=True).fill(str(before))
+    await page.get_by_role("button", name="Show").click()
+    await expect(page.locator("#report-period")).to_contain_text(f"to {before.strftime('%b')} {before.day}")
+    await expect(by_day).to_contain_text("No payments in this period.")
+    await expect(revenue).to_contain_text("No bills yet.")
+    await a11y.check(page)
+    for link in ("Download payments CSV", "Download revenue CSV"):
+        async with page.expect_download() as info:
+            await page.get_by_role("link", name=link).click()
+        assert list(csv.DictReader(io.StringIO((await (await info.value).path()).read_text()))) == [], link

@@ -40,7 +40,7 @@ STAFF_ONLY = {
     ("POST", "/v1/autopay/run"), ("POST", "/v1/payer-remittances"),
     ("GET", "/v1/payer-reconciliation"), ("GET", "/v1/emails"), ("GET", "/v1/emails/{email_id}"),
     ("POST", "/v1/emails/{email_id}/retry"), ("POST", "/v1/bills/{bill_id}/adjustments"),
-    ("POST", "/v1/bills/{bill_id}/adjustments/{adjustment_id}/reverse"),
+    ("POST", "/v1/bills/{bill_id}/adjustments/{adjustment_id}/reverse"), ("GET", "/v1/clinicians"),
 }  # fmt: skip
 PUBLIC_PREFIXES = ("/pay", "/v1/public/")  # the pay page: number + access code, no login
 STAFF_PREFIXES = ("/v1/reports", "/v1/journal", "/v1/audit")

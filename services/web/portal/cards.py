@@ -1,36 +1,32 @@
 """The portal's cards on file: add a card through Stripe Elements with the authorization the
-client reads and signs, remove one, and turn autopay on or off."""
+client reads and signs (a SetupIntent confirmed in the browser with Stripe.js `confirmCardSetup`,
+as in the staff console, so 3-D Secure works), remove one, and turn autopay on or off."""
 
-import datetime as dt
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from services.web.client import ApiProblem
+from services.web.portal.consent import authorization_text, signed
 from services.web.portal.documents import ClientViewer, client_id
 from services.web.views import render
 from shared.stripe_js import stripe_js_src, uses_localstripe
 
 router = APIRouter(prefix="/portal", tags=["portal"])
-CONSENT_VERSION = "portal-2026-11"
-AUTHORIZATION = (
-    "I authorize {practice} to keep this card on file and to charge it for the services I receive: "
-    "the balance of each bill when it is due and, if I turn on autopay, automatically on the night "
-    "after a bill is issued. I can remove the card or turn autopay off at any time in this portal or "
-    "by asking the practice. Refunds go back to this card."
-)
 
 
 async def _page(request: Request, viewer: Any, status_code: int = 200, **extra: Any) -> HTMLResponse:
     me = client_id(viewer)
-    cards = (await viewer.api.get("payments", f"/v1/clients/{me}/cards"))["items"]
-    autopay = await viewer.api.get("payments", f"/v1/clients/{me}/autopay")
+    listed, autopay = await asyncio.gather(
+        viewer.api.get("payments", f"/v1/clients/{me}/cards"), viewer.api.get("payments", f"/v1/clients/{me}/autopay")
+    )
+    cards = listed["items"]
     settings = request.app.state.settings
-    practice = (getattr(request.state, "practice", None) or {}).get("name") or "the practice"
     return render(
         request, "portal/cards.html", status_code=status_code, nav="cards", cards=cards, autopay=autopay,
-        authorization=AUTHORIZATION.format(practice=practice), publishable_key=settings.stripe_publishable_key,
+        authorization=authorization_text(request), publishable_key=settings.stripe_publishable_key,
         stripe_js_url=stripe_js_src(settings), localstripe=uses_localstripe(settings), **extra,
     )  # fmt: skip
 
@@ -57,12 +53,7 @@ async def add_card(
         return await _page(request, viewer, 422, error="Enter the card's details.")
     body = {
         "stripe_payment_method_id": payment_method_id,
-        "authorization": {
-            "signed_by": signed_by.strip(),
-            "signed_at": dt.datetime.now(dt.UTC).isoformat(),
-            "method": "portal",
-            "consent_version": CONSENT_VERSION,
-        },
+        "authorization": signed(signed_by),
         "make_default": True,
     }
     try:
@@ -70,6 +61,15 @@ async def add_card(
     except ApiProblem as exc:
         return await _page(request, viewer, exc.status, error=exc.message)
     return RedirectResponse("/portal/cards?added=1", status_code=303)
+
+
+@router.post("/card-setup")
+async def card_setup(viewer: ClientViewer) -> JSONResponse:
+    """A SetupIntent's client secret for Stripe.js (app.js asks, with the CSRF header)."""
+    try:
+        return JSONResponse(await viewer.api.post("payments", f"/v1/clients/{client_id(viewer)}/card-setups"))
+    except ApiProblem as exc:
+        return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=exc.status)
 
 
 @router.post("/cards/{card_id}/remove")

@@ -1,5 +1,5 @@
 """The portal's documents: shared bills, statements, superbills and estimates with Download PDF,
-paying a bill with a card on file, and the notifications feed."""
+paying a bill with a card on file or a new card, and the notifications feed."""
 
 import asyncio
 import re
@@ -11,7 +11,9 @@ from fastapi.responses import HTMLResponse, Response
 
 from services.web.auth import CurrentViewer, Viewer
 from services.web.client import ApiProblem
+from services.web.portal.consent import authorization_text, signed
 from services.web.views import render
+from shared.stripe_js import stripe_js_src, uses_localstripe
 
 router = APIRouter(prefix="/portal", tags=["portal"])
 KINDS = {"bill": "Bills", "statement": "Statements", "superbill": "Superbills", "good_faith_estimate": "Estimates"}
@@ -64,10 +66,30 @@ async def _bill_and_cards(viewer: Viewer, bill_id: str) -> tuple[dict[str, Any],
     return bill, cards["items"]
 
 
+def pay_page(request: Request, bill: dict[str, Any], cards: list[dict[str, Any]], **extra: Any) -> HTMLResponse:
+    settings = request.app.state.settings
+    return render(
+        request, "portal/pay.html", status_code=extra.pop("status_code", 200), nav="portal", bill=bill, cards=cards,
+        stripe_js_url=stripe_js_src(settings), localstripe=uses_localstripe(settings),
+        publishable_key=settings.stripe_publishable_key,
+        authorization=authorization_text(request), **extra,
+    )  # fmt: skip
+
+
 @router.get("/bills/{bill_id}/pay", response_class=HTMLResponse)
 async def pay_form(request: Request, bill_id: str, viewer: ClientViewer) -> HTMLResponse:
     bill, cards = await _bill_and_cards(viewer, bill_id)
-    return render(request, "portal/pay.html", nav="portal", bill=bill, cards=cards, key=str(uuid.uuid4()))
+    return pay_page(request, bill, cards, key=str(uuid.uuid4()))
+
+
+async def new_card(viewer: Viewer, payment_method_id: str, holder: str, keep: bool, key: str) -> str:
+    """Store the card just confirmed in the browser (SetupIntent), with the authorization when the
+    client chose to keep it and signed with their name: the card to charge."""
+    body: dict[str, Any] = {"stripe_payment_method_id": payment_method_id}
+    if keep:
+        body["authorization"] = signed(holder)
+    card = await viewer.api.post("payments", f"/v1/clients/{client_id(viewer)}/cards", body, key=f"{key}-card")
+    return str(card["id"])
 
 
 @router.post("/bills/{bill_id}/pay", response_class=HTMLResponse)
@@ -77,28 +99,37 @@ async def pay(
     viewer: ClientViewer,
     amount: Annotated[str, Form(max_length=32)],
     card_id: Annotated[str, Form(max_length=100)] = "",
+    payment_method_id: Annotated[str, Form(max_length=200)] = "",
+    holder: Annotated[str, Form(max_length=200)] = "",
+    keep: Annotated[str, Form(max_length=10)] = "",
     key: Annotated[str, Form(max_length=100)] = "",
 ) -> HTMLResponse:
-    """Charge a card on file for this bill (the client's own authorization). A retried form
-    (same key) is not charged twice."""
+    """Charge a card on file, or a new card confirmed in the browser, for this bill (the client's
+    own authorization). A retried form (same key) is not charged twice. A new card the client did
+    not ask to keep is removed again once the payment succeeded."""
     bill, cards = await _bill_and_cards(viewer, bill_id)
     cents = parse_amount(amount)
     error = None
+    fresh = card_id == "new"
     if cents is None or cents <= 0:
         error = "Enter the amount as a number, for example 50 or 50.00."
-    elif not card_id:
-        error = "Choose a card to pay with, or add one first."
+    elif not card_id or (fresh and not payment_method_id):
+        error = "Choose a card to pay with, or enter a new card's details."
+    elif fresh and keep == "yes" and not holder.strip():
+        error = "Type the name on the card: it signs the authorization to keep the card on file."
     if error is None:
-        body = {"client_id": client_id(viewer), "bill_id": bill_id, "method": "card", "online": True,
-                "card_id": card_id, "amount_cents": cents}  # fmt: skip
         try:
+            charged = await new_card(viewer, payment_method_id, holder, keep == "yes", key) if fresh else card_id
+            body = {"client_id": client_id(viewer), "bill_id": bill_id, "method": "card", "online": True,
+                    "card_id": charged, "amount_cents": cents}  # fmt: skip
             payment = await viewer.api.post("payments", "/v1/payments", body, key=key or None)
         except ApiProblem as exc:
             error = exc.message
         else:
+            if fresh and keep != "yes" and payment.get("status") == "succeeded":
+                await viewer.api.send("DELETE", "payments", f"/v1/clients/{client_id(viewer)}/cards/{charged}")
             return render(request, "portal/paid.html", nav="portal", bill=bill, payment=payment)
-    return render(request, "portal/pay.html", status_code=422, nav="portal", bill=bill, cards=cards, key=key,
-                  error=error, amount=amount, chosen=card_id)  # fmt: skip
+    return pay_page(request, bill, cards, status_code=422, key=key, error=error, amount=amount, chosen=card_id)
 
 
 AMOUNT = re.compile(r"^\$?\s*(\d{1,3}(?:,\d{3})+|\d{1,9})(?:\.(\d{1,2}))?$")

@@ -1,5 +1,6 @@
-"""The new-bill screen and the bill screen: create, share, download, cancel; the payments on a
-bill (Add Payment, Refund, View in Stripe) are in payments.py."""
+"""The new-bill screen and the bill screen: create, share, download, cancel, adjustments (write-off,
+discount, bad debt, and Reverse); the payments on a bill (Add Payment, Refund, View in Stripe) are
+in payments.py."""
 
 import asyncio
 import datetime as dt
@@ -203,3 +204,42 @@ async def cancel_bill(request: Request, viewer: StaffViewer, bill_id: str) -> Re
         message = f"This bill can't be cancelled: {exc.message}." if exc.code == "bill_has_payments" else exc.message
         return await bill_page(request, viewer, bill_id, status_code=exc.status, error=message)
     return RedirectResponse(f"/bills/{bill_id}?done=cancelled", status_code=303)
+
+
+ADJUSTMENT_KINDS = {"write_off", "discount", "bad_debt"}
+
+
+def adjustment_body(form: Any) -> dict[str, Any]:
+    """POST /v1/bills/{id}/adjustments from the Add Adjustment dialog."""
+    kind = text(form, "kind")
+    if kind not in ADJUSTMENT_KINDS:
+        raise FormError("Choose the kind: write-off, discount or bad debt.")
+    cents = amount(form, "amount", "amount")
+    if not cents:
+        raise FormError("The amount must be more than zero.")
+    reason = text(form, "reason")
+    if not reason:
+        raise FormError("Give the reason (it is kept with the bill's history).")
+    return {"kind": kind, "amount_cents": cents, "reason": reason, "payer": text(form, "payer") or "client"}
+
+
+@router.post("/bills/{bill_id}/adjustments", response_class=HTMLResponse)
+async def add_adjustment(request: Request, viewer: StaffViewer, bill_id: str) -> Response:
+    form = await request.form()
+    try:
+        await viewer.api.post("billing", f"/v1/bills/{bill_id}/adjustments", adjustment_body(form), key=key_of(form))
+    except (FormError, ApiProblem) as exc:
+        status, message = (exc.status, exc.message) if isinstance(exc, ApiProblem) else (422, str(exc))
+        return await bill_page(request, viewer, bill_id, status_code=status, error=f"Adjustment not added: {message}")
+    return RedirectResponse(f"/bills/{bill_id}?done=adjusted", status_code=303)
+
+
+@router.post("/bills/{bill_id}/adjustments/{adjustment_id}/reverse", response_class=HTMLResponse)
+async def reverse_adjustment(request: Request, viewer: StaffViewer, bill_id: str, adjustment_id: str) -> Response:
+    form = await request.form()
+    path = f"/v1/bills/{bill_id}/adjustments/{adjustment_id}/reverse"
+    try:
+        await viewer.api.post("billing", path, {"reason": text(form, "reason")}, key=key_of(form))
+    except ApiProblem as exc:
+        return await bill_page(request, viewer, bill_id, status_code=exc.status, error=f"Not reversed: {exc.message}")
+    return RedirectResponse(f"/bills/{bill_id}?done=reversed", status_code=303)

@@ -120,7 +120,7 @@ def issued_router(kind: Kind) -> APIRouter:
 
 @router.get("/clients/{client_id}/billing", response_class=HTMLResponse)
 async def client_documents(request: Request, viewer: StaffViewer, client_id: str) -> HTMLResponse:
-    """A client's Billing > Documents tab: bills, statements and superbills, newest first."""
+    """A client's Billing > Documents tab: bills, statements, superbills and Good Faith Estimates, newest first."""
     docs, names = await asyncio.gather(
         viewer.api.get("billing", f"/v1/clients/{client_id}/documents", limit=200), client_names(viewer)
     )

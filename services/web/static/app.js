@@ -84,9 +84,24 @@ function mountCard(form) {
   cards.set(form, { stripe, card });
 }
 
+// A form that takes a new card only sometimes (the portal's Pay: "A new card" or a saved one)
+// says when: data-card-setup-if="name=value".
+function setupWanted(form) {
+  const rule = form.dataset.cardSetupIf;
+  if (!rule) return true;
+  const [name, value] = rule.split("=");
+  const chosen = form.querySelector(`input[name="${name}"]:checked`);
+  return Boolean(chosen && chosen.value === value);
+}
+function mountWanted() {
+  document.querySelectorAll("form[data-card-setup-if]").forEach((form) => { if (setupWanted(form)) mountCard(form); });
+}
+document.addEventListener("change", mountWanted);
+window.addEventListener("DOMContentLoaded", mountWanted);
+
 document.addEventListener("submit", async (event) => {
   const form = event.target.closest("form[data-card-setup]");
-  if (!form || form.dataset.ready === "true") return;
+  if (!form || form.dataset.ready === "true" || !setupWanted(form)) return;
   event.preventDefault();
   event.stopImmediatePropagation();
   mountCard(form);
@@ -116,7 +131,7 @@ document.addEventListener("submit", async (event) => {
   } catch (err) {
     return fail("The payments service did not answer; try again.");
   }
-  const holder = form.querySelector('input[name="holder"]');
+  const holder = form.querySelector('input[name="holder"]') || form.querySelector('input[name="signed_by"]');
   const result = await state.stripe.confirmCardSetup(secret, {
     payment_method: { card: state.card, billing_details: { name: holder ? holder.value : undefined } },
   });
