@@ -230,6 +230,8 @@ async def add_adjustment(request: Request, viewer: StaffViewer, bill_id: str) ->
         await viewer.api.post("billing", f"/v1/bills/{bill_id}/adjustments", adjustment_body(form), key=key_of(form))
     except (FormError, ApiProblem) as exc:
         status, message = (exc.status, exc.message) if isinstance(exc, ApiProblem) else (422, str(exc))
+        if isinstance(exc, ApiProblem) and exc.code == "adjustment_exceeds_balance":
+            message = "the amount is more than is still owed on this bill"  # billing says it in cents
         return await bill_page(request, viewer, bill_id, status_code=status, error=f"Adjustment not added: {message}")
     return RedirectResponse(f"/bills/{bill_id}?done=adjusted", status_code=303)
 
