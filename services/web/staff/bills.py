@@ -28,13 +28,16 @@ async def unbilled_of(viewer: Viewer, client_id: str) -> list[dict[str, Any]]:
 async def new_bill(
     request: Request, viewer: StaffViewer, client_id: str | None = None, session_id: str | None = None
 ) -> HTMLResponse:
-    names = await client_names(viewer)
     sessions: list[dict[str, Any]] = []
     profile: dict[str, Any] = {}
     if client_id:
-        sessions, profile = await asyncio.gather(
-            unbilled_of(viewer, client_id), viewer.api.get("billing", f"/v1/clients/{client_id}/billing-profile")
+        names, sessions, profile = await asyncio.gather(
+            client_names(viewer),
+            unbilled_of(viewer, client_id),
+            viewer.api.get("billing", f"/v1/clients/{client_id}/billing-profile"),
         )
+    else:
+        names = await client_names(viewer)
     chosen = {session_id} if session_id else {s["session_id"] for s in sessions}
     return render(
         request,

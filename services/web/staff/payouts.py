@@ -1,6 +1,7 @@
 """Payouts from Headway, Alma and other platforms: record one, and see per session what was
 expected, what was received and the difference (payments' reconciliation)."""
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -10,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from services.web import format as fmt
 from services.web.auth import StaffViewer
 from services.web.client import ApiProblem
+from services.web.staff.billing import client_names
 from services.web.staff.forms import FormError, amount, key_of, new_key, text
 from services.web.views import render
 
@@ -39,11 +41,9 @@ def remittance_body(form: Any, timezone: str) -> dict[str, Any]:
 
 
 async def payouts_page(request: Request, viewer: StaffViewer, payer: str, **extra: Any) -> HTMLResponse:
-    data = await viewer.api.get("payments", "/v1/payer-reconciliation", payer=payer or None)
-    names = {
-        c["id"]: f"{c['first_name']} {c['last_name']}"
-        for c in (await viewer.api.get("billing", "/v1/clients"))["items"]
-    }
+    data, names = await asyncio.gather(
+        viewer.api.get("payments", "/v1/payer-reconciliation", payer=payer or None), client_names(viewer)
+    )
     payers = [p.strip() for p in request.app.state.settings.third_party_payers.split(",") if p.strip()]
     return render(
         request,
