@@ -1,6 +1,7 @@
-"""The Reports page: aging and monthly revenue as Chart.js charts (served by the web service)
-beside tables with the figures, and the CSVs, for a practice of its own (the other browser tests'
-bills would change its totals). The figures are written by hand from the bills and payment below."""
+"""The Reports page: aging, monthly revenue and payments by method or day as Chart.js charts
+(served by the web service) beside tables with the figures, a date range (From / To), and the
+CSVs, for a practice of its own (the other browser tests' bills would change its totals). The
+figures are written by hand from the bills and payment below."""
 
 import csv
 import datetime as dt
@@ -119,6 +120,9 @@ async def test_reports_page_charts_tables_and_csv(page: Page, a11y: A11y, scene:
     await expect(payments.get_by_role("row", name="Cash").get_by_role("cell")).to_have_text(
         ["$60.00", "$0.00", "$60.00", "1"]
     )
+    chart = page.get_by_role("img", name=re.compile("^Payments chart by method"))
+    await expect(chart).to_have_attribute("data-rendered", "2")  # Chart.js drew payments and refunds
+    assert await has_ink(page, "#payments-chart")
     await page.get_by_label("Group payments by").select_option("day")
     await page.get_by_role("button", name="Show").click()
     by_day = page.get_by_role("table", name="Payments by day")
