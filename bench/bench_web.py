@@ -88,6 +88,7 @@ async def demo_stack() -> AsyncIterator[tuple[Stack, str]]:
                 port = free_port()
                 stack.env.update(WEB_PORT=str(port))
                 stack.settings = stack.settings.model_copy(update={"web_port": port})
+                stack.env.update(DEMO_WAIT_SCALE="10")  # a busy machine renders PDFs slowly; the demo waits
                 stack.start("web")
                 await stack.ready("web")
                 print("loading the demo practice (scripts.demo) ...", flush=True)
