@@ -7,7 +7,8 @@ every staff page ROUNDS times as the practice's staff and prints per page: p50 a
 whole request, next to the p95 of the time the page spent waiting on the services' APIs (its
 Server-Timing `api`). Target: p95 < 150 ms per page.
 
-Run: .venv/bin/python -m bench.bench_web [rounds]   (needs ./dev infra)
+Run: .venv/bin/python -m bench.bench_web [rounds] [--screenshots]   (needs ./dev infra; --screenshots
+also writes the README's screenshots, as scripts.screenshots does)
 """
 
 import asyncio
@@ -101,7 +102,7 @@ async def demo_stack() -> AsyncIterator[tuple[Stack, str]]:
                 yield stack, f"http://127.0.0.1:{port}"
 
 
-async def main(rounds: int) -> int:
+async def main(rounds: int, screenshots: bool) -> int:
     try:
         async with demo_stack() as (stack, web):
             token = issue_token(DEMO_PRACTICE, "staff")
@@ -110,6 +111,10 @@ async def main(rounds: int) -> int:
                 pages = await staff_pages(api, urls)
             async with httpx.AsyncClient(base_url=web, cookies={"tb_session": token}, timeout=30) as http:
                 results = await measure(http, pages, rounds)
+            if screenshots:  # the demo is loaded already: the README's screenshots too
+                from scripts.screenshots import take
+
+                await take(stack, web)
     except DemoFailed as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -145,4 +150,5 @@ def report(results: dict[str, Any], rounds: int) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 30)))
+    args = [a for a in sys.argv[1:] if a != "--screenshots"]
+    sys.exit(asyncio.run(main(int(args[0]) if args else 30, "--screenshots" in sys.argv)))

@@ -15,7 +15,7 @@ from playwright.async_api import Browser, async_playwright
 
 from bench.bench_web import DEMO_PRACTICE, DemoFailed, demo_stack
 from shared.auth import issue_token
-from tests.processes import ROOT
+from tests.processes import ROOT, Stack
 
 DOCS = ROOT / "docs"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -43,22 +43,27 @@ def pick_bill(bills: list[dict[str, Any]]) -> dict[str, Any]:
     return bills[0]
 
 
-async def main() -> int:
+async def take(stack: Stack, web: str) -> None:
+    """The screenshots from a running demo stack (bench.bench_web --screenshots reuses its own)."""
     DOCS.mkdir(exist_ok=True)
+    staff = issue_token(DEMO_PRACTICE, "staff")
+    async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {staff}"}) as api:
+        bills = (await api.get(f"{stack.url('billing')}/v1/bills", params={"limit": 200})).json()["items"]
+    bill = pick_bill(bills)
+    shared = next(b for b in bills if b["shared"] and b["status"] == "open")
+    client = issue_token(DEMO_PRACTICE, "client", shared["client_id"])
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        await shoot(browser, web, staff, "/billing", "client-billing.png", 1280)
+        await shoot(browser, web, staff, f"/bills/{bill['id']}", "bill.png", 1280)
+        await shoot(browser, web, client, "/portal", "portal-375.png", 375)
+        await browser.close()
+
+
+async def main() -> int:
     try:
         async with demo_stack() as (stack, web):
-            staff = issue_token(DEMO_PRACTICE, "staff")
-            async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {staff}"}) as api:
-                bills = (await api.get(f"{stack.url('billing')}/v1/bills", params={"limit": 200})).json()["items"]
-            bill = pick_bill(bills)
-            shared = next(b for b in bills if b["shared"] and b["status"] == "open")
-            client = issue_token(DEMO_PRACTICE, "client", shared["client_id"])
-            async with async_playwright() as pw:
-                browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-                await shoot(browser, web, staff, "/billing", "client-billing.png", 1280)
-                await shoot(browser, web, staff, f"/bills/{bill['id']}", "bill.png", 1280)
-                await shoot(browser, web, client, "/portal", "portal-375.png", 375)
-                await browser.close()
+            await take(stack, web)
     except DemoFailed as exc:
         print(exc, file=sys.stderr)
         return 1
