@@ -114,7 +114,7 @@ async def main(rounds: int, screenshots: bool) -> int:
             if screenshots:  # the demo is loaded already: the README's screenshots too
                 from scripts.screenshots import take
 
-                await take(stack, web)
+                await take(stack.url("billing"), web)
     except DemoFailed as exc:
         print(exc, file=sys.stderr)
         return 1

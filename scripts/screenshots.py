@@ -1,6 +1,7 @@
 """The README's screenshots, taken in Chromium (Debian's, as the browser tests use it) from the
 demo practice: `.venv/bin/python -m scripts.screenshots` (needs ./dev infra; starts its own
-services and web on a database of its own and loads scripts.demo, as bench.bench_web does).
+services and web on a database of its own and loads scripts.demo, as bench.bench_web does), or
+from a web that runs: `... -m scripts.screenshots --web URL --billing URL --practice ID`.
 
 Writes docs/client-billing.png, docs/bill.png (a bill with its payments and adjustments) and
 docs/portal-375.png (the client portal at 375 px wide)."""
@@ -15,7 +16,7 @@ from playwright.async_api import Browser, async_playwright
 
 from bench.bench_web import DEMO_PRACTICE, DemoFailed, demo_stack
 from shared.auth import issue_token
-from tests.processes import ROOT, Stack
+from tests.processes import ROOT
 
 DOCS = ROOT / "docs"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -43,15 +44,15 @@ def pick_bill(bills: list[dict[str, Any]]) -> dict[str, Any]:
     return bills[0]
 
 
-async def take(stack: Stack, web: str) -> None:
-    """The screenshots from a running demo stack (bench.bench_web --screenshots reuses its own)."""
+async def take(billing: str, web: str, practice: str = DEMO_PRACTICE) -> None:
+    """The screenshots of a running web and billing (bench.bench_web --screenshots passes its own)."""
     DOCS.mkdir(exist_ok=True)
-    staff = issue_token(DEMO_PRACTICE, "staff")
-    async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {staff}"}) as api:
-        bills = (await api.get(f"{stack.url('billing')}/v1/bills", params={"limit": 200})).json()["items"]
+    staff = issue_token(practice, "staff")
+    async with httpx.AsyncClient(timeout=60, headers={"Authorization": f"Bearer {staff}"}) as api:
+        bills = (await api.get(f"{billing}/v1/bills", params={"limit": 200})).json()["items"]
     bill = pick_bill(bills)
-    shared = next(b for b in bills if b["shared"] and b["status"] == "open")
-    client = issue_token(DEMO_PRACTICE, "client", shared["client_id"])
+    shared = sorted(bills, key=lambda b: (not b["shared"], b["status"] != "open"))[0]  # shared and open first
+    client = issue_token(practice, "client", shared["client_id"])
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         await shoot(browser, web, staff, "/billing", "client-billing.png", 1280)
@@ -60,10 +61,15 @@ async def take(stack: Stack, web: str) -> None:
         await browser.close()
 
 
-async def main() -> int:
+async def main(argv: list[str]) -> int:
+    """No arguments: a demo stack of its own. `--web URL --billing URL [--practice ID]`: one that runs."""
+    given = dict(zip(argv[::2], argv[1::2], strict=False))
+    if "--web" in given and "--billing" in given:
+        await take(given["--billing"], given["--web"], given.get("--practice", DEMO_PRACTICE))
+        return 0
     try:
         async with demo_stack() as (stack, web):
-            await take(stack, web)
+            await take(stack.url("billing"), web)
     except DemoFailed as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -71,4 +77,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(asyncio.run(main(sys.argv[1:])))
