@@ -198,6 +198,7 @@ class Probe:
     latencies: list[float] = field(default_factory=list)
     rss: dict[str, float] = field(default_factory=dict)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    failures: list[str] = field(default_factory=list)
 
     async def background(self) -> None:
         clients = [f"steady-{n}" for n in range(20)]
@@ -216,7 +217,8 @@ class Probe:
             before = len(self.run.latencies["session → unbilled"])
             try:
                 await self.run.probe_unbilled()
-            except TimeoutError:
+            except (TimeoutError, ValueError, httpx.HTTPError) as exc:  # not seen in 30 s, or a 5xx answer
+                self.failures.append(type(exc).__name__)
                 self.run.latencies["session → unbilled"].append(30_000.0)
             self.latencies.extend(self.run.latencies["session → unbilled"][before:])
             await asyncio.sleep(0.2)
@@ -401,6 +403,7 @@ async def one_run(args: argparse.Namespace, replicas: int) -> dict[str, Any]:
         "quiet": quiet,
         "during": during,
         "rss": probe.rss,
+        "probe_failures": probe.failures,
         "rate": probe_rate,
     }
 

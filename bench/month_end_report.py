@@ -123,6 +123,8 @@ def report(r: dict[str, Any]) -> bool:
                 f"{r['rate']:g} sessions/s; target p99 ≤ {INGEST_TARGET_MS} ms) "
                 f"{'OK' if p99 <= INGEST_TARGET_MS else 'ABOVE'}"
             )
+    if r["probe_failures"]:
+        print(f"  probes that failed (counted as 30 s): {', '.join(r['probe_failures'])}")
     rss = r["rss"]
     print("  max RSS: " + ", ".join(f"{k} {v:.0f} MB" for k, v in sorted(rss.items())))
     for what, good in r["checks"]:
