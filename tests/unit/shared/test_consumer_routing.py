@@ -2,8 +2,11 @@
 what cannot be an event goes to the DLQ with the reason; events no handler wants are skipped."""
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
 
+import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from shared import topics
@@ -21,7 +24,30 @@ class RecordingPublisher:
         self.sent.extend(messages)
 
 
-def consumer(dlq: RecordingPublisher, handled: list[str]) -> tuple[KafkaBroker, EventConsumer]:
+class MemoryInbox:
+    """The database a dead letter needs: its claim in the inbox (`claim_ids`), kept in a set."""
+
+    def __init__(self) -> None:
+        self.claimed: set[str] = set()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        yield None
+
+    async def claim_ids(self, session: Any, inbox: Any, entries: Sequence[tuple[str, str]]) -> set[str]:
+        fresh = {i for i, _ in entries} - self.claimed
+        self.claimed |= fresh
+        return fresh
+
+
+@pytest.fixture(autouse=True)
+def memory_inbox(monkeypatch: pytest.MonkeyPatch) -> MemoryInbox:
+    inbox = MemoryInbox()
+    monkeypatch.setattr("shared.consumer.claim_ids", inbox.claim_ids)
+    return inbox
+
+
+def consumer(dlq: RecordingPublisher, handled: list[str], db: MemoryInbox) -> tuple[KafkaBroker, EventConsumer]:
     broker = KafkaBroker()
 
     async def never(session, event) -> None:  # pragma: no cover - a database would be needed
@@ -30,7 +56,7 @@ def consumer(dlq: RecordingPublisher, handled: list[str]) -> tuple[KafkaBroker, 
     c = EventConsumer(
         service="billing",
         topic=topics.SCHEDULING,
-        db=None,  # type: ignore[arg-type]  # no event here reaches the database
+        db=db,  # type: ignore[arg-type]  # only dead letters reach it; no event here does
         inbox=None,  # type: ignore[arg-type]
         handlers={"SessionVoided": never},
         dlq_publisher=dlq,
@@ -40,27 +66,28 @@ def consumer(dlq: RecordingPublisher, handled: list[str]) -> tuple[KafkaBroker, 
     return broker, c
 
 
-async def test_bad_messages_are_dead_lettered_with_the_reason() -> None:
+async def test_bad_messages_are_dead_lettered_with_the_reason(memory_inbox: MemoryInbox) -> None:
     dlq = RecordingPublisher()
     handled: list[str] = []
-    broker, _ = consumer(dlq, handled)
+    broker, _ = consumer(dlq, handled, memory_inbox)
     async with TestKafkaBroker(broker) as br:
-        await br.publish(b"not json at all", topic=topics.SCHEDULING, key=b"client-1")
+        # the in-memory broker gives every record offset 0: two partitions keep their dead letters apart
+        await br.publish(b"not json at all", topic=topics.SCHEDULING, key=b"client-1", partition=0)
         bad = example_event("SessionCompleted-self-pay")
         bad["data"]["session"]["services"][0]["fee_cents"] = "lots"
-        await br.publish(json.dumps(bad).encode(), topic=topics.SCHEDULING, key=b"client-1")
+        await br.publish(json.dumps(bad).encode(), topic=topics.SCHEDULING, key=b"client-1", partition=1)
     assert [m.topic for m in dlq.sent] == [topics.dlq(topics.SCHEDULING)] * 2
     assert "not JSON" in dlq.sent[0].headers["error"]
     assert "fee_cents" in dlq.sent[1].headers["error"]
     assert dlq.sent[1].headers["error-type"] == "BadEvent"
     assert dlq.sent[0].value == b"not json at all" and dlq.sent[0].key == "client-1"
-    assert handled == []
+    assert handled == [] and len(memory_inbox.claimed) == 2, "each dead letter claimed once"
 
 
-async def test_events_without_a_handler_are_skipped_not_dead_lettered() -> None:
+async def test_events_without_a_handler_are_skipped_not_dead_lettered(memory_inbox: MemoryInbox) -> None:
     dlq = RecordingPublisher()
     handled: list[str] = []
-    broker, _ = consumer(dlq, handled)
+    broker, _ = consumer(dlq, handled, memory_inbox)
     async with TestKafkaBroker(broker) as br:
         await br.publish(json.dumps(example_event("ClinicianUpserted")).encode(), topic=topics.SCHEDULING)
     assert dlq.sent == [] and handled == []
