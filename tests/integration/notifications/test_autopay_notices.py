@@ -4,9 +4,9 @@ import pytest
 
 from shared import topics
 from shared.events import AutopayDisabled
-from tests.conftest import eventually, example_event
+from tests.conftest import eventually
 from tests.integration.notifications.conftest import Running
-from tests.integration.notifications.test_emails import contact_known, new_client
+from tests.integration.notifications.test_emails import adult_client
 from tests.unit.notifications import samples
 
 pytestmark = pytest.mark.integration
@@ -14,12 +14,7 @@ pytestmark = pytest.mark.integration
 
 async def test_autopay_disabled_is_emailed_to_the_client(notifications: Running, publish) -> None:
     n = notifications
-    client_id, address = new_client()
-    adult = example_event("ClientUpserted-adult")
-    adult["practice_id"] = samples.PRACTICE
-    adult["data"]["client"].update(id=client_id, email=address)
-    await publish(topics.SCHEDULING, adult, key=client_id, settings=n.settings)
-    await eventually(lambda: contact_known(n, client_id))
+    client_id, address = await adult_client(n, publish)
 
     disabled = AutopayDisabled(client_id=client_id, card_id="card-1", reason="failed 3 nights", failed_nights=3)
     await publish(topics.PAYMENTS, samples.envelope(disabled), key=client_id, settings=n.settings)

@@ -7,9 +7,9 @@ import pytest
 
 from shared import topics
 from shared.events import PaymentPlanCreated, PaymentPlanDefaulted, PaymentPlanInfo, PlanInstallment
-from tests.conftest import eventually, example_event
+from tests.conftest import eventually
 from tests.integration.notifications.conftest import Running
-from tests.integration.notifications.test_emails import contact_known, new_client
+from tests.integration.notifications.test_emails import adult_client
 from tests.unit.notifications import samples
 
 pytestmark = pytest.mark.integration
@@ -17,12 +17,7 @@ pytestmark = pytest.mark.integration
 
 async def test_plan_schedule_and_default_are_emailed_to_the_client(notifications: Running, publish) -> None:
     n = notifications
-    client_id, address = new_client()
-    adult = example_event("ClientUpserted-adult")
-    adult["practice_id"] = samples.PRACTICE
-    adult["data"]["client"].update(id=client_id, email=address)
-    await publish(topics.SCHEDULING, adult, key=client_id, settings=n.settings)
-    await eventually(lambda: contact_known(n, client_id))
+    client_id, address = await adult_client(n, publish)
 
     schedule = [PlanInstallment(due_date=dt.date(2027, 1, 4) + dt.timedelta(weeks=k), amount_cents=2500,
                                 status="scheduled") for k in range(4)]  # fmt: skip
