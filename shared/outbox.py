@@ -25,6 +25,8 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 OUTBOX_SIGNAL = "outbox"
+LOCK_RETRY_SECONDS = 0.02
+"""How soon a relay tries again when another replica holds the relay lock."""
 
 
 @dataclass(frozen=True)
@@ -100,10 +102,13 @@ class OutboxRelay:
 
     async def relay_once(self) -> int:
         """Publish one batch; returns how many rows it handled, published or parked (0 if another
-        replica holds the lock)."""
+        replica holds the lock: then it wakes itself again after LOCK_RETRY_SECONDS)."""
         async with self.db.transaction() as session:
             got_lock = await session.scalar(text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": self._lock_id})
             if not got_lock:
+                # The holder may have read before our last commit: try again shortly rather than
+                # leave that row to the next poll.
+                asyncio.get_running_loop().call_later(LOCK_RETRY_SECONDS, self._wake.set)
                 return 0
             t = self.table
             rows = (

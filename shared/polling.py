@@ -17,8 +17,11 @@ async def drain_then_wait(
 ) -> None:
     """Run `step` again at once while it finds work (it returns how much it did); when it finds
     none, wait for `wake` (set on a local commit) or `poll_seconds`, whichever comes first.
+    `wake` is cleared before each pass, so a commit signalled while a pass runs (after its read)
+    brings the next pass at once instead of after `poll_seconds`.
     After a failure, log it and pause `error_pause_seconds` before the next pass."""
     while True:
+        wake.clear()
         try:
             done = await step()
         except asyncio.CancelledError:
@@ -29,7 +32,6 @@ async def drain_then_wait(
             await asyncio.sleep(error_pause_seconds)
         if done:
             continue
-        wake.clear()
         try:
             await asyncio.wait_for(wake.wait(), timeout=poll_seconds)
         except TimeoutError:

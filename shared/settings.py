@@ -145,7 +145,7 @@ class Settings(BaseSettings):
     consumer_fetch_max_wait_ms: int = 50
     consumer_max_retries: int = 3
     consumer_retry_backoff_ms: int = 200
-    outbox_poll_ms: int = 200
+    outbox_poll_ms: int = 1000
     log_level: str = "INFO"
 
     def database_url(self, service: str) -> str:

@@ -170,7 +170,6 @@ async def running_services(
         "DOCUMENTS_URL": settings.documents_url,
         "PUBLIC_BASE_URL": settings.public_base_url,
         "CONSUMER_RETRY_BACKOFF_MS": "20",
-        "OUTBOX_POLL_MS": "20",
         # An email left `sending` by a killed sender goes out again after this (default 300 s).
         "EMAIL_SEND_LEASE_SECONDS": "10",
         "LOG_LEVEL": "INFO",

@@ -280,6 +280,31 @@ async def test_batch_handlers_get_runs_of_one_type_in_order(messaging_settings: 
     assert runs == [2, 1], "the two sessions fetched together are one run; the ClientUpserted splits the third off"
 
 
+async def test_a_relay_that_finds_the_lock_held_tries_again_before_the_next_poll(messaging_settings: Settings) -> None:
+    """Another replica's relay may hold the lock having read before our commit: our row must go
+    out once that lock is free, not wait for the poll (here a minute)."""
+    svc = await fresh_service(messaging_settings.model_copy(update={"outbox_poll_ms": 60_000}))
+    await svc.start()
+    try:
+        other_replica = await svc.db.engine.connect()
+        transaction = await other_replica.begin()
+        await other_replica.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": svc.relay._lock_id})
+        marker = _notification(7)
+        async with svc.db.transaction() as session:
+            await svc.outbox.stage(session, topics.PORTAL, [("client-l", marker)])
+        await asyncio.sleep(0.3)  # our relay's wake-up has met the held lock by now
+        await transaction.commit()
+        await other_replica.close()
+
+        def published(records: list[Any]) -> bool:
+            return any(marker.event_id.encode() in r.value for r in records)
+
+        records = await read_topic(svc.settings, topics.PORTAL, until=published, timeout=10)
+        assert published(records), "left for the minute-long poll"
+    finally:
+        await svc.stop()
+
+
 async def test_idle_loops_do_not_wake_each_other(messaging_settings: Settings) -> None:
     """Two commit listeners (the relay and another poller) must not ping-pong when idle."""
     svc = await fresh_service(messaging_settings)
