@@ -2,8 +2,8 @@
 handlers that keep failing go to `<topic>.dlq` with the reason in headers; the consumer moves on.
 
 Delivery: a fetched batch is applied in one transaction (inbox rows claimed in bulk); only
-after that commits is the Kafka offset committed (FastStream's MANUAL ack policy, never its
-default ACK_FIRST). If the batch fails, its events are retried one by one so a single poison
+after that commits are its Kafka offsets committed (FastStream's MANUAL ack policy, never its
+default ACK_FIRST; coalesced by `shared.offsets.OffsetCommits`). If the batch fails, its events are retried one by one so a single poison
 message cannot hold back the rest. Database or broker outages are not the message's fault:
 those are retried without limit and never dead-lettered.
 """
@@ -30,6 +30,7 @@ from shared.events import BadEvent, Envelope, parse_event
 from shared.inbox import claim, claim_ids
 from shared.logs import describe_error
 from shared.metrics import DEAD_LETTERED, EVENTS_CONSUMED
+from shared.offsets import OffsetCommits
 from shared.outbox import OutboundMessage, Publisher
 from shared.settings import Settings
 
@@ -112,6 +113,9 @@ class EventConsumer:
     backoff_seconds: float = 0.2
     failures: list[Failure] = field(default_factory=list)
     batch_handlers: dict[str, BatchHandler] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.commits = OffsetCommits(self.settings.consumer_commit_interval_ms / 1000)
 
     def handles(self, event_type: str) -> bool:
         return event_type in self.handlers or event_type in self.batch_handlers
@@ -245,7 +249,8 @@ class EventConsumer:
         return OutboundMessage(topics.dlq(r.topic), key, value, headers)
 
     def subscribe(self, broker: KafkaBroker, *, max_records: int = 500) -> None:
-        """Register on the FastStream broker: batch consumption, manual commit after the DB commit."""
+        """Register on the FastStream broker: batch consumption, offsets committed after the DB
+        commit (coalesced, `OffsetCommits`)."""
         consumer = self
 
         @broker.subscriber(
@@ -273,4 +278,4 @@ class EventConsumer:
             # message's type in a worker thread, one thread hop per batch.
             message = broker.context.get_local("message")
             await consumer.process(records)
-            await message.ack()
+            await consumer.commits.applied(message.consumer, records)

@@ -151,6 +151,8 @@ class Service:
         for task in self._running:
             task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
+        for consumer in self.consumers:
+            await consumer.commits.close()
         await self.broker.stop()
         await self.relay.stop()
         for hook in self._shutdown:

@@ -143,6 +143,8 @@ class Settings(BaseSettings):
     card_expiry_scan_seconds: int = 3600
     consumer_poll_ms: int = 20
     consumer_fetch_max_wait_ms: int = 50
+    # offsets of applied batches are committed at most this often (and this long after the last)
+    consumer_commit_interval_ms: int = 200
     consumer_max_retries: int = 3
     consumer_retry_backoff_ms: int = 200
     outbox_poll_ms: int = 1000

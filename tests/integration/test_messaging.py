@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import Column, String, Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -144,6 +144,48 @@ async def test_offset_is_committed_only_after_the_db_commit(service, publish) ->
     handler.gate.set()
     await eventually(lambda: _contains(svc, event["event_id"]))
     assert await eventually(lambda: _committed_total(svc)) == 1
+
+
+async def test_offsets_of_many_small_batches_are_committed_together_and_the_last_soon(
+    messaging_settings: Settings, publish, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit per small batch cost more than the batch: commits are coalesced (at most one per
+    CONSUMER_COMMIT_INTERVAL_MS), and the last batch's offsets still follow without more traffic."""
+    svc = await fresh_service(messaging_settings.model_copy(update={"consumer_commit_interval_ms": 1000}))
+    handler = Probe()
+    svc.consume(topics.SCHEDULING, {"SessionCompleted": handler})
+    commits: list[dict[TopicPartition, int]] = []
+    real_commit = AIOKafkaConsumer.commit
+
+    async def counted_commit(self: AIOKafkaConsumer, offsets: Any = None) -> None:
+        commits.append(dict(offsets or {}))
+        await real_commit(self, offsets)
+
+    monkeypatch.setattr(AIOKafkaConsumer, "commit", counted_commit)
+    batches = 0
+    real_process = svc.consumers[0].process
+
+    async def counted_process(records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        nonlocal batches
+        batches += 1
+        await real_process(records)
+
+    monkeypatch.setattr(svc.consumers[0], "process", counted_process)
+    events = [example_event("SessionCompleted-self-pay") for _ in range(30)]
+    await svc.start()
+    try:
+        for event in events:  # one at a time, each applied before the next is sent: many small batches
+            await publish(topics.SCHEDULING, event, key="client-coalesce", settings=svc.settings)
+            await eventually(lambda e=event: e["event_id"] in handler.calls)
+
+        async def all_committed() -> bool:
+            return await _committed_total(svc) == 30
+
+        await eventually(all_committed)
+    finally:
+        await svc.stop()
+    assert batches >= 20, batches
+    assert len(commits) <= batches // 3, (len(commits), batches)
 
 
 async def test_relay_publishes_after_a_crash_between_commit_and_publish(messaging_settings: Settings) -> None:
