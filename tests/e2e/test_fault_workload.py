@@ -4,17 +4,22 @@ replicas of every service) while services, the broker, the database, Stripe and 
 at random moments. Fails on any loss, doubling or drift, or a fault after which events never
 flowed again. Costs 4–5 minutes on two busy cores (7 at load ~48, beside a 25-minute run)."""
 
+import asyncio
 import random
 import shutil
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from bench.faults.infra import Ports, PrivateStack, kafka_class_archive, wait_port
 from tests.processes import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -50,3 +55,33 @@ def test_two_minutes_of_faults_lose_nothing_double_nothing_drift_nothing(faults_
     print(result.stdout)
     assert result.returncode == 0, f"{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
     assert "result: 0 lost, 0 doubled, 0 drift" in result.stdout
+
+
+async def test_the_fault_stacks_broker_restarts_from_its_class_archive_without_the_9s_registration_wait(
+    faults_dir: Path,
+) -> None:
+    """kill -9 of the private broker: the restarted JVM maps the class archive the first start
+    dumped (so it does not load and verify its classes again), and the broker runs with the short
+    broker session whose expiry a restarted broker waits for before it may register again."""
+    stack = PrivateStack(faults_dir, Ports(free_base_port()))
+    try:
+        await stack.start_kafka()
+        archive = kafka_class_archive(ROOT / ".stack" / "kafka" / "libs")
+        assert archive.exists()
+        stack.kill("kafka")
+        started = time.monotonic()
+        stack.spawn("kafka")
+        await wait_port(stack.ports.kafka, 180, "kafka")
+        print(f"broker restarted after kill -9 in {time.monotonic() - started:.1f} s")
+        pid = stack.procs["kafka"].popen.pid  # type: ignore[union-attr]
+        assert str(archive.resolve()) in await asyncio.to_thread(Path(f"/proc/{pid}/maps").read_text)
+        admin = AIOKafkaAdminClient(bootstrap_servers=stack.settings.kafka_bootstrap_servers)
+        await admin.start()
+        try:
+            [described] = await admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, "1")])
+        finally:
+            await admin.close()
+        configs = {c[0]: c[1] for c in described.resources[0][4]}
+        assert configs["broker.session.timeout.ms"] == "1500"
+    finally:
+        stack.terminate("kafka")
