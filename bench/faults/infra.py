@@ -330,6 +330,9 @@ class PrivateStack:
                     await dump.wait()
         if partial.exists():
             os.replace(partial, archive)
+            for stale in archive.parent.glob("kafka-*.jsa"):  # dumped for another JVM or jar set
+                if stale != archive:
+                    stale.unlink(missing_ok=True)
 
     # --- localstripe and the SMTP sink ----------------------------------------------------
     async def start_localstripe(self, *, from_scratch: bool = False) -> None:

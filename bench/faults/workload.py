@@ -306,10 +306,10 @@ class Workload:
             body["reference"] = f"check {self.rng.randint(1000, 9999)}"
         key = f"pay-{uuid.UUID(int=self.rng.getrandbits(128))}"
         r = await self.api.post("payments", "/v1/payments", body, key=key)
-        for _ in range(240):  # a bill created a moment ago reaches payments eventually (broker down...)
+        for _ in range(1200):  # a bill created a moment ago reaches payments eventually (broker down...)
             if r.status_code != 404:
                 break
-            await asyncio.sleep(1)
+            await asyncio.sleep(0.2)  # after payments' own wait for the bill (PAYMENTS_BILL_WAIT_MS)
             r = await self.api.post("payments", "/v1/payments", body, key=key)
         assert r.status_code == 201, r.text
         payment = r.json()
