@@ -320,6 +320,8 @@ class PrivateStack:
             dump = await asyncio.create_subprocess_exec(
                 "java", f"-XX:ArchiveClassesAtExit={partial}", *args, stdout=log, stderr=log, start_new_session=True
             )
+            (self.directory / "run").mkdir(exist_ok=True)
+            (self.directory / "run" / "kafka-cds.pid").write_text(str(dump.pid))  # for _kill_leftovers
             try:
                 await wait_port(self.ports.kafka, 180, "kafka (class archive run)")
                 dump.terminate()
