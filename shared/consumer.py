@@ -3,9 +3,10 @@ handlers that keep failing go to `<topic>.dlq` with the reason in headers; the c
 
 Delivery: a fetched batch is applied in one transaction (inbox rows claimed in bulk); only
 after that commits are its Kafka offsets committed (FastStream's MANUAL ack policy, never its
-default ACK_FIRST; coalesced by `shared.offsets.OffsetCommits`). If the batch fails, its events are retried one by one so a single poison
-message cannot hold back the rest. Database or broker outages are not the message's fault:
-those are retried without limit and never dead-lettered.
+default ACK_FIRST; coalesced by `shared.offsets.OffsetCommits`). If the batch fails, its
+events are retried one by one so a single poison message cannot hold back the rest. Database
+or broker outages are not the message's fault: those are retried without limit and never
+dead-lettered.
 """
 
 import asyncio

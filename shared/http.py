@@ -176,17 +176,36 @@ async def _refuse(scope: Scope, send: Send, status: int, code: str, message: str
     await error_response(status, code, message)(scope, no_body, send)
 
 
-def install_metrics_middleware(app: FastAPI, service: str) -> None:
-    @app.middleware("http")
-    async def _timing(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+class RequestMetrics:
+    """`http_request_seconds` per service, method, route and status. Pure ASGI: Starlette's
+    `@app.middleware("http")` runs every request through an extra task and memory streams."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        HTTP_LATENCY.labels(service, request.method, path, str(response.status_code)).observe(
-            time.perf_counter() - start
-        )
-        return response
+        status = 500  # what the server answers if the app fails before it starts a response
+
+        async def noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noting_status)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            HTTP_LATENCY.labels(self.service, scope["method"], path, str(status)).observe(time.perf_counter() - start)
+
+
+def install_metrics_middleware(app: FastAPI, service: str) -> None:
+    app.add_middleware(RequestMetrics, service=service)
 
 
 def ops_router(readiness: Callable[[], Awaitable[dict[str, str]]], *, metrics: bool = True) -> APIRouter:
