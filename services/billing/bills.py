@@ -333,22 +333,32 @@ async def cancel_bill(
 
 
 async def current_standing(db: AsyncSession, bill: Row[Any]) -> domain.Standing:
-    facts = repo.as_facts(await repo.bill_facts(db, bill.id))
-    adjustments = repo.standing_adjustments((await repo.adjustments_of_bills(db, [bill.id])).get(bill.id, []))
-    return domain.standing(bill.total_cents, bill.client_share_cents, facts, adjustments)
+    return (await _standing_with_rows(db, bill))[0]
+
+
+async def _standing_with_rows(
+    db: AsyncSession, bill: Row[Any]
+) -> tuple[domain.Standing, list[Row[Any]], list[Row[Any]]]:
+    """The bill's standing and the fact and adjustment rows it comes from."""
+    facts = await repo.bill_facts(db, bill.id)
+    adjustments = (await repo.adjustments_of_bills(db, [bill.id])).get(bill.id, [])
+    standing = domain.standing(
+        bill.total_cents, bill.client_share_cents, repo.as_facts(facts), repo.standing_adjustments(adjustments)
+    )
+    return standing, facts, adjustments
 
 
 async def refresh(db: AsyncSession, outbox: Outbox, bill: Row[Any]) -> Row[Any]:
     """After a fact or adjustment changed: re-derive paid, adjusted and status from all of
     them, bump the version and stage one event for the new version (BillPaid when it just
-    became paid, else BillUpdated)."""
-    standing = await current_standing(db, bill)
+    became paid, else BillUpdated). The facts and adjustments are read once, for both."""
+    standing, facts, adjustments = await _standing_with_rows(db, bill)
     status = domain.status_after(bill.status, standing.balance_cents, standing.adjusted_cents)
     updated = await repo.update_bill(
         db, bill.id, paid_cents=standing.paid_cents, adjusted_cents=standing.adjusted_cents, status=status,
         version=bill.version + 1,
     )  # fmt: skip
-    snap = await snapshot(db, updated)
+    snap = _snapshot(updated, (await repo.lines_of_bills(db, [bill.id])).get(bill.id, []), facts, adjustments)
     event: Model = BillPaid(bill=snap) if status == "paid" and bill.status != "paid" else BillUpdated(bill=snap)
     await stage(outbox, db, bill.practice_id, bill.client_id, event)
     return updated
