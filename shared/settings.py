@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     # `python -m services.reports rebuild` can replay them)
     topic_retention_ms: int = -1
     documents_render_workers: int = 0  # render processes per documents replica; 0 = one per CPU
+    documents_render_nice: int = 10  # render processes yield the CPU to consuming and HTTP when it is short
     documents_render_lease_seconds: int = 120  # a claimed render job is retried by any replica after this
     documents_render_max_attempts: int = 3  # render crashes before a document is marked failed
     stripe_api_key: str = "sk_test_local"

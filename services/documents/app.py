@@ -15,7 +15,7 @@ from shared.settings import Settings
 
 def create_service(settings: Settings) -> Service:
     svc = Service("documents", settings, metadata)
-    renderer = Renderer(settings.documents_render_workers)
+    renderer = Renderer(settings.documents_render_workers, settings.documents_render_nice)
     worker = RenderWorker(svc, renderer)
     svc.consume(topics.BILLING, BillingEvents().handlers)
     svc.publishes(topics.DOCUMENTS, [DocumentRendered, DocumentFailed])

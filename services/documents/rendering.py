@@ -88,9 +88,12 @@ def warm_up() -> None:
     html_to_pdf("<p style='font-family: DejaVu Sans'>warm-up</p>")
 
 
-def start_worker(parent_pid: int) -> None:
-    """Each render process: die with the parent, then warm up."""
+def start_worker(parent_pid: int, nice: int) -> None:
+    """Each render process: die with the parent, step back `nice` in the CPU scheduler, warm up.
+    Rendering is throughput work: it takes every idle cycle, but consuming, HTTP answers and
+    health probes (of this service and any beside it) come first when the CPU is short."""
     die_with_parent(parent_pid)
+    os.nice(nice)
     warm_up()
 
 
@@ -98,8 +101,9 @@ class Renderer:
     """A pool of render processes. `spawn`, not fork: the parent runs threads (asyncpg,
     Kafka) that a forked child must not inherit."""
 
-    def __init__(self, workers: int = 0) -> None:
+    def __init__(self, workers: int = 0, nice: int = 0) -> None:
         self.workers = workers or os.cpu_count() or 1
+        self.nice = nice
         self._pool: ProcessPoolExecutor | None = None
 
     def start(self) -> None:
@@ -110,7 +114,7 @@ class Renderer:
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=start_worker,
-                initargs=(os.getpid(),),
+                initargs=(os.getpid(), self.nice),
                 max_tasks_per_child=TASKS_PER_PROCESS,
             )
             for _ in range(self.workers):

@@ -112,3 +112,16 @@ async def test_the_pool_renders_off_the_event_loop_and_survives_a_dead_worker() 
         assert (await renderer.render(request)).pages == 1, "a fresh pool takes over"
     finally:
         renderer.stop()
+
+
+def test_render_processes_step_back_in_the_cpu_scheduler() -> None:
+    """Rendering takes idle cycles; consuming and HTTP answers go first when the CPU is short."""
+    renderer = Renderer(workers=1, nice=7)
+    try:
+        renderer.start()
+        assert renderer._pool is not None
+        renderer._pool.submit(os.getpid).result()  # started and warmed up
+        [pid] = renderer.pids()
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 7)
+    finally:
+        renderer.stop()
