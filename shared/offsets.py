@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import ConsumerStoppedError, KafkaError
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class OffsetCommits:
                     await self._consumer.commit(offsets)
                 else:  # TestKafkaBroker's consumer keeps no offsets
                     await self._consumer.commit()
-            except KafkaError as exc:  # e.g. a rebalance took the partition meanwhile
+            except (KafkaError, ConsumerStoppedError) as exc:  # a rebalance took the partition, a stop
                 log.warning("offset commit failed (%r): those records come again and the inbox skips them", exc)
 
     async def close(self) -> None:
