@@ -98,6 +98,9 @@ start_postgres() {
   if ! pg_lsclusters -h | awk -v v="$PG_VERSION" '$1==v && $2=="main"' | grep -q online; then
     log "postgres: starting cluster $PG_VERSION/main"
     pg_lsclusters -h | awk -v v="$PG_VERSION" '$1==v && $2=="main"' | grep -q . || pg_createcluster "$PG_VERSION" main >/dev/null
+    # Postgres' default 128 MB of buffers no longer holds the inbox and projection indexes of a
+    # million sessions (bench_cost_growth); a quarter of this machine's memory is far more than needed.
+    printf 'shared_buffers = 1GB\n' >"/etc/postgresql/$PG_VERSION/main/conf.d/therapy-billing.conf"
     pg_ctlcluster "$PG_VERSION" main start
     touch "$STATE/run/postgres.started"
   fi
