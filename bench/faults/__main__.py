@@ -19,11 +19,12 @@ import httpx
 import stripe
 
 from bench.faults.chaos import Chaos
-from bench.faults.checks import Report, check, quiet
+from bench.faults.checks import Report, caught_up, check, quiet
 from bench.faults.client import Api, Upstream
 from bench.faults.infra import ROOT, Ports, PrivateStack
 from bench.faults.stripe_proxy import StripeProxy
 from bench.faults.workload import Workload
+from shared import topics
 
 RECOVERY_GOAL_S = 15.0
 
@@ -101,6 +102,7 @@ async def drive(args: argparse.Namespace, rng: random.Random, stack: PrivateStac
                 f"{day} practice days, {sum(chaos.injected.values())} faults; waiting for the system to be quiet",
                 flush=True,
             )
+            await caught_up(settings, "payments", topics.BILLING)
             await workload.autopay_night(dt.date(2026, 11, 10))
             await workload.settle_autopay()
             calm = await quiet(api, workload.model)
