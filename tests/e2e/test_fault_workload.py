@@ -16,10 +16,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from bench.faults.checks import caught_up
 from bench.faults.infra import Ports, PrivateStack, kafka_class_archive, wait_port
+from shared import topics
+from shared.consumer import consumer_group
+from tests.conftest import isolated_topics
 from tests.processes import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -85,3 +90,24 @@ async def test_the_fault_stacks_broker_restarts_from_its_class_archive_without_t
         assert configs["broker.session.timeout.ms"] == "1500"
     finally:
         stack.terminate("kafka")
+
+
+async def test_caught_up_waits_until_the_group_has_committed_the_topics_end(test_settings, publish) -> None:
+    """The last autopay night waits on this: payments must have consumed every bill event."""
+    settings = await isolated_topics(test_settings)
+    await publish(topics.BILLING, b"a bill", settings=settings)
+    assert not await caught_up(settings, "payments", topics.BILLING, seconds=1)
+    consumer = AIOKafkaConsumer(
+        settings.topic(topics.BILLING),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=consumer_group(settings, "payments", topics.BILLING),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        assert await consumer.getmany(timeout_ms=10_000)
+        await consumer.commit()
+    finally:
+        await consumer.stop()
+    assert await caught_up(settings, "payments", topics.BILLING, seconds=10)
