@@ -102,7 +102,7 @@ async def drive(args: argparse.Namespace, rng: random.Random, stack: PrivateStac
                 f"{day} practice days, {sum(chaos.injected.values())} faults; waiting for the system to be quiet",
                 flush=True,
             )
-            if not await caught_up(settings, "payments", topics.BILLING):
+            if not await caught_up(settings, "payments", topics.BILLING, seconds=240):
                 print("payments has not consumed every bill event within 240 s; autopay runs anyway", flush=True)
             await workload.autopay_night(dt.date(2026, 11, 10))
             await workload.settle_autopay()

@@ -7,11 +7,10 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bench.faults.checks import caught_up
 from shared import topics
-from shared.settings import Settings
-from tests.conftest import committed_offset, eventually, example_event
+from tests.conftest import eventually, example_event
 from tests.e2e.test_slice import upstream_events
 
 pytestmark = pytest.mark.e2e
@@ -44,21 +43,6 @@ async def unbilled(stack, http, headers, client_id: str) -> list[dict[str, Any]]
         if not page["next_cursor"]:
             return items
         params["cursor"] = page["next_cursor"]
-
-
-async def caught_up(settings: Settings, service: str, topic: str) -> bool:
-    """`service` has committed every offset of `topic`: it is quiet on that topic."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(settings.topic(topic), p) for p in range(settings.topic_partitions)]
-        ends = await consumer.end_offsets(parts)
-    finally:
-        await consumer.stop()
-    for tp, end in ends.items():
-        if end and await committed_offset(settings, service, topic, tp.partition) < end:
-            return False
-    return True
 
 
 async def test_notifications_killed_during_smtp_sends_sends_each_email_once(
