@@ -88,7 +88,7 @@ async def until(check: Callable[[], Awaitable[Any]], timeout: float = 30) -> flo
 
 
 class Run:
-    """The probes. With `db` (a connection to the run's database) a probe waits for the change
+    """The probes. With `db` (a pool on the run's database) a probe waits for the change
     in billing's tables, then asks the API once and stops the clock when that answer shows it:
     polling the API itself every 10 ms put ~200 requests/s of the benchmark's own on billing."""
 
