@@ -66,11 +66,14 @@ broker.heartbeat.interval.ms=300
 
 
 def kafka_class_archive(libs: Path) -> Path:
-    """The broker's class-data-sharing archive for this JVM, these jars and KAFKA_JVM: a JVM
-    maps it only if all three match what it was dumped with."""
+    """The broker's class-data-sharing archive for this JVM, this class path (the folder as
+    given: a checkout reached through another path, a worktree's symlink, is another class
+    path to the JVM), these jars and KAFKA_JVM: a JVM maps it only if all match what it was
+    dumped with."""
     java = shutil.which("java") or "java"
     jars = sorted(f"{p.name}:{p.stat().st_size}" for p in libs.glob("*.jar"))
-    key = hashlib.sha256("|".join([os.path.realpath(java), *KAFKA_JVM, *jars]).encode()).hexdigest()[:16]
+    material = [os.path.realpath(java), str(libs), *KAFKA_JVM, *jars]
+    key = hashlib.sha256("|".join(material).encode()).hexdigest()[:16]
     return ROOT / ".stack" / "kafka" / "cds" / f"kafka-{key}.jsa"
 
 
