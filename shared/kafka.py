@@ -2,6 +2,7 @@
 relay and DLQ use."""
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,8 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from shared.outbox import MessageTooLarge, OutboundMessage
 from shared.settings import Settings
 
+log = logging.getLogger(__name__)
+TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError)
 SASL = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
 
 
@@ -45,21 +48,28 @@ def faststream_security(settings: Settings) -> BaseSecurity | None:
 
 class KafkaPublisher:
     """aiokafka producer with idempotence and acks=all: in-order per partition, no duplicates
-    from producer retries."""
+    from producer retries.
+
+    A batch the broker refuses (too large for the topic, or any other final error) has used up
+    its sequence numbers: aiokafka's producer is then out of step with the broker on that
+    partition and every later send there fails with OutOfOrderSequenceNumber (aio-libs/aiokafka
+    #1017). So after a refused batch the producer is replaced (a new producer id starts at
+    sequence 0) and, unless the refusal was for size, the messages are sent once more: at least
+    once, as the outbox promises anyway (consumers dedupe by event id)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._producer: AIOKafkaProducer | None = None
+        self._replacing = asyncio.Lock()
+
+    async def _new_producer(self) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(**client_options(self.settings), enable_idempotence=True, acks="all", linger_ms=2)
+        await producer.start()
+        return producer
 
     async def start(self) -> None:
         """aiokafka binds its producer to the running loop, so it is made here, not in __init__."""
-        self._producer = AIOKafkaProducer(
-            **client_options(self.settings),
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=2,
-        )
-        await self._producer.start()
+        self._producer = await self._new_producer()
 
     async def stop(self) -> None:
         if self._producer:
@@ -67,11 +77,22 @@ class KafkaPublisher:
             self._producer = None
 
     async def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
-        if self._producer is None:
+        refusal = await self._send(messages)
+        if refusal is not None and not isinstance(refusal, TOO_LARGE):
+            refusal = await self._send(messages)
+        if isinstance(refusal, TOO_LARGE):
+            raise MessageTooLarge(type(refusal).__name__) from refusal
+        if refusal is not None:
+            raise refusal
+
+    async def _send(self, messages: Sequence[OutboundMessage]) -> BaseException | None:
+        """Send all and wait for the broker; the first refusal, after replacing the producer."""
+        producer = self._producer
+        if producer is None:
             raise RuntimeError("KafkaPublisher.start() was not awaited")
         try:
             futures = [
-                await self._producer.send(
+                await producer.send(
                     m.topic,
                     value=m.value,
                     key=m.key.encode(),
@@ -79,6 +100,18 @@ class KafkaPublisher:
                 )
                 for m in messages
             ]
-            await asyncio.gather(*futures)
-        except (MessageSizeTooLargeError, RecordTooLargeError) as exc:
-            raise MessageTooLarge(type(exc).__name__) from exc
+        except TOO_LARGE as exc:  # refused by the client before a sequence number was taken
+            return exc
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        refusal = next((o for o in outcomes if isinstance(o, BaseException)), None)
+        if refusal is not None:
+            await self._replace(producer, refusal)
+        return refusal
+
+    async def _replace(self, refused: AIOKafkaProducer, reason: BaseException) -> None:
+        async with self._replacing:
+            if self._producer is not refused:  # another caller replaced it already
+                return
+            log.warning("Kafka refused a batch (%s): replacing the producer", reason.__class__.__name__)
+            self._producer = await self._new_producer()
+        await refused.stop()

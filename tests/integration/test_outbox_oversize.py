@@ -6,12 +6,15 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from shared import topics
 from shared.admin import drop_database, ensure_database
 from shared.events import ClientNotification, Recipient, new_envelope
+from shared.kafka import client_options
 from shared.runtime import Service
 from shared.settings import Settings
 from tests.conftest import eventually, read_topic
@@ -34,6 +37,10 @@ def notification(practice: str, body_bytes: int) -> tuple[str, object]:
         kind="bill_shared", subject="s", body_text="x" * body_bytes,
     )  # fmt: skip
     return "c1", new_envelope(practice, data)
+
+
+def practices(records: list) -> list[str]:
+    return [json.loads(r.value)["practice_id"] for r in records]
 
 
 async def parked_metric(app: FastAPI) -> float:
@@ -63,9 +70,6 @@ async def test_an_oversize_row_is_parked_and_the_others_are_published(
         async with svc.db.transaction() as session:
             await svc.outbox.stage(session, topics.PORTAL, staged)
 
-        def practices(records: list) -> list[str]:
-            return [json.loads(r.value)["practice_id"] for r in records]
-
         records = await read_topic(svc.settings, topics.PORTAL, until=lambda rs: "p-small-2" in practices(rs))
         # at least once: the client-side refusal path may publish an event twice (consumers dedupe)
         assert sorted(set(practices(records))) == ["p-small-1", "p-small-2"]
@@ -86,5 +90,40 @@ async def test_an_oversize_row_is_parked_and_the_others_are_published(
         assert "too large" in parked.parked_reason or f"over the {limit}-byte limit" in parked.parked_reason
         assert all(r.sent_at is not None and r.parked_reason is None for r in rows if r.event_id != huge)
         assert await parked_metric(app) == before + 1
+    finally:
+        await svc.stop()
+
+
+@pytest.mark.expect_error_log
+async def test_a_row_the_topic_refuses_is_parked_and_its_partition_keeps_flowing(oversize_settings: Settings) -> None:
+    """The topic's own limit is below ours, so the broker refuses the batch after the producer
+    numbered it: the rows after it on the same partition (same client) must still be published."""
+    svc: Service = await fresh_service(oversize_settings.model_copy(update={"kafka_max_message_bytes": 5_000_000}))
+    admin = AIOKafkaAdminClient(**client_options(svc.settings))
+    await admin.start()
+    try:
+        limit = {"max.message.bytes": "4000"}
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, svc.settings.topic(topics.PORTAL), limit)])
+    finally:
+        await admin.close()
+    await svc.start()
+    try:
+        staged = [notification("p-before", 10), notification("p-refused", 20_000), notification("p-after", 10)]
+        async with svc.db.transaction() as session:
+            await svc.outbox.stage(session, topics.PORTAL, staged)
+        records = await read_topic(svc.settings, topics.PORTAL, until=lambda rs: "p-after" in practices(rs))
+        assert sorted(set(practices(records))) == ["p-after", "p-before"]
+        later = [notification("p-later", 10)]
+        async with svc.db.transaction() as session:
+            await svc.outbox.stage(session, topics.PORTAL, later)
+        await read_topic(svc.settings, topics.PORTAL, until=lambda rs: "p-later" in practices(rs))
+        t = svc.outbox_table
+        async with svc.db.transaction() as session:
+            refused = (
+                await session.execute(
+                    select(t.c.sent_at, t.c.parked_reason).where(t.c.event_id == staged[1][1].event_id)
+                )
+            ).one()  # type: ignore[attr-defined]  # noqa: E501
+        assert refused.sent_at is None and "refused by Kafka as too large" in refused.parked_reason
     finally:
         await svc.stop()
