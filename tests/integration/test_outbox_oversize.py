@@ -123,7 +123,7 @@ async def test_a_row_the_topic_refuses_is_parked_and_its_partition_keeps_flowing
                 await session.execute(
                     select(t.c.sent_at, t.c.parked_reason).where(t.c.event_id == staged[1][1].event_id)
                 )
-            ).one()  # type: ignore[attr-defined]  # noqa: E501
+            ).one()  # type: ignore[attr-defined]
         assert refused.sent_at is None and "refused by Kafka as too large" in refused.parked_reason
     finally:
         await svc.stop()
