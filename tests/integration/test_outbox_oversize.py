@@ -6,8 +6,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import MessageSizeTooLargeError
 from fastapi import FastAPI
 from sqlalchemy import select
 
@@ -40,7 +42,8 @@ def notification(practice: str, body_bytes: int) -> tuple[str, object]:
 
 
 def practices(records: list) -> list[str]:
-    return [json.loads(r.value)["practice_id"] for r in records]
+    """The practices of the records written by the outbox (not by a test's probe)."""
+    return [json.loads(r.value)["practice_id"] for r in records if r.value.startswith(b"{")]
 
 
 async def parked_metric(app: FastAPI) -> float:
@@ -94,18 +97,38 @@ async def test_an_oversize_row_is_parked_and_the_others_are_published(
         await svc.stop()
 
 
+async def limit_topic(settings: Settings, topic: str, *, max_bytes: int) -> None:
+    """Set the topic's own `max.message.bytes`, and return once the broker refuses a larger
+    record (the controller commits the change before the broker applies it)."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        limit = {"max.message.bytes": str(max_bytes)}
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, settings.topic(topic), limit)])
+    finally:
+        await admin.close()
+    probe = AIOKafkaProducer(**client_options(settings), acks="all")
+    await probe.start()
+    try:
+
+        async def refused() -> bool:
+            try:
+                await probe.send_and_wait(settings.topic(topic), b"x" * (2 * max_bytes))
+            except MessageSizeTooLargeError:
+                return True
+            return False
+
+        await eventually(refused)
+    finally:
+        await probe.stop()
+
+
 @pytest.mark.expect_error_log
 async def test_a_row_the_topic_refuses_is_parked_and_its_partition_keeps_flowing(oversize_settings: Settings) -> None:
     """The topic's own limit is below ours, so the broker refuses the batch after the producer
     numbered it: the rows after it on the same partition (same client) must still be published."""
     svc: Service = await fresh_service(oversize_settings.model_copy(update={"kafka_max_message_bytes": 5_000_000}))
-    admin = AIOKafkaAdminClient(**client_options(svc.settings))
-    await admin.start()
-    try:
-        limit = {"max.message.bytes": "4000"}
-        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, svc.settings.topic(topics.PORTAL), limit)])
-    finally:
-        await admin.close()
+    await limit_topic(svc.settings, topics.PORTAL, max_bytes=4000)
     await svc.start()
     try:
         staged = [notification("p-before", 10), notification("p-refused", 20_000), notification("p-after", 10)]
