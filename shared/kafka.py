@@ -26,6 +26,7 @@ def client_options(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap_servers,
         "security_protocol": settings.kafka_security_protocol,
+        "retry_backoff_ms": settings.kafka_retry_backoff_ms,
     }
     if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
         options["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile)

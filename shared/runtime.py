@@ -61,6 +61,7 @@ class Service:
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
             security=faststream_security(settings),
+            retry_backoff_ms=settings.kafka_retry_backoff_ms,
             logger=logging.getLogger(f"{name}.kafka"),
             log_level=logging.DEBUG,
         )

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     kafka_group_instance_id: str | None = None
     kafka_session_timeout_ms: int = 10_000
     kafka_heartbeat_interval_ms: int = 1_000
+    # how long every Kafka client waits before it tries an unreachable broker again: while the
+    # broker is down, a process's clients (each consumer's fetcher and coordinator, the producer,
+    # metadata) retry in a loop at this pace, on the cores the broker needs for its own restart
+    kafka_retry_backoff_ms: int = 500
     topic_prefix: str = ""
     topic_partitions: int = 6
     pg_host: str = "127.0.0.1"
