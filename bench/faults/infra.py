@@ -173,7 +173,6 @@ class PrivateStack:
             "PUBLIC_BASE_URL": f"http://localhost:{first['payments']}",
             "AUTOPAY_INTERVAL_S": "0",
             "BILLING_AUTOMATION_INTERVAL_S": "0",
-            "OUTBOX_POLL_MS": "100",
             "CONSUMER_RETRY_BACKOFF_MS": "50",
             "LOG_LEVEL": "INFO",
             # each replica is a static group member under its own stable name, as a StatefulSet's
