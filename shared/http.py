@@ -2,6 +2,7 @@
 Idempotency-Key handling for writes."""
 
 import base64
+import functools
 import hashlib
 import json
 import re
@@ -14,7 +15,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import Table, select
+from sqlalchemy import Executable, Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -252,6 +253,19 @@ def request_fingerprint(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+@functools.cache
+def _key_statements(table: Table) -> tuple[Executable, Executable, Executable]:
+    """A service's Idempotency-Key statements (claim, look up, store the answer), built once per
+    table: SQLAlchemy then finds their compiled form by a cache key memoized on each statement,
+    instead of building them and computing that key on every write."""
+    t = table
+    same_key = (t.c.practice_id == bindparam("practice_id"), t.c.key == bindparam("key"))
+    claim = insert(t).on_conflict_do_nothing().returning(t.c.key)
+    lookup = select(t.c.request_hash, t.c.status_code, t.c.response).where(*same_key)
+    store = t.update().where(*same_key).values(status_code=bindparam("status_code"), response=bindparam("response"))
+    return claim, lookup, store
+
+
 async def idempotent_replay(
     session: AsyncSession, table: Table, practice_id: str, key: str | None, fingerprint: str
 ) -> tuple[int, Any] | None:
@@ -260,12 +274,8 @@ async def idempotent_replay(
     A concurrent request with the same key waits on the row until the first commits."""
     if not key:
         return None
-    inserted = await session.scalar(
-        insert(table)
-        .values(practice_id=practice_id, key=key, request_hash=fingerprint)
-        .on_conflict_do_nothing()
-        .returning(table.c.key)
-    )
+    claim = _key_statements(table)[0]
+    inserted = await session.scalar(claim, {"practice_id": practice_id, "key": key, "request_hash": fingerprint})
     if inserted:
         return None
     return await idempotent_lookup(session, table, practice_id, key, fingerprint)
@@ -278,13 +288,8 @@ async def idempotent_lookup(
     that must answer a retry before checks the first request changed (e.g. nothing left to pay)."""
     if not key:
         return None
-    row = (
-        await session.execute(
-            select(table.c.request_hash, table.c.status_code, table.c.response).where(
-                table.c.practice_id == practice_id, table.c.key == key
-            )
-        )
-    ).one_or_none()
+    lookup = _key_statements(table)[1]
+    row = (await session.execute(lookup, {"practice_id": practice_id, "key": key})).one_or_none()
     if row is None:
         return None
     if row.request_hash != fingerprint:
@@ -300,11 +305,9 @@ async def idempotent_store(
     await audit.record_request(session, status, body)  # every write answers through here
     if not key:
         return
-    await session.execute(
-        table.update()
-        .where(table.c.practice_id == practice_id, table.c.key == key)
-        .values(status_code=status, response=jsonable_encoder(body))
-    )
+    store = _key_statements(table)[2]
+    answer = {"status_code": status, "response": jsonable_encoder(body)}
+    await session.execute(store, {"practice_id": practice_id, "key": key, **answer})
 
 
 async def idempotent_answer(

@@ -56,6 +56,7 @@ class Outbox:
     def __init__(self, table: Table, settings: Settings) -> None:
         self.table = table
         self.settings = settings
+        self._insert = insert(table)  # built once: its compiled form is found by a memoized cache key
 
     async def stage(self, session: AsyncSession, topic: str, events: Iterable[tuple[str, Envelope[Any]]]) -> None:
         """`events`: (key, envelope) pairs; key is the client id (ordering unit)."""
@@ -69,8 +70,8 @@ class Outbox:
             }
             for key, env in events
         ]
-        if rows:
-            await session.execute(insert(self.table), rows)
+        if rows:  # one row (most stagings) as a plain execute, not an executemany batch
+            await session.execute(self._insert, rows[0] if len(rows) == 1 else rows)
             Database.signal(session, OUTBOX_SIGNAL)
 
 

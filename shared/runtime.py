@@ -278,7 +278,9 @@ async def _serve_with_admin(main: uvicorn.Server, admin: uvicorn.Server) -> None
         await admin_task
 
 
-def get_service(request: Request) -> Any:
+async def get_service(request: Request) -> Any:
+    """Async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a thread hop
+    (and two event-loop wake-ups) on every request of every route."""
     return request.app.state.service
 
 

@@ -6,7 +6,7 @@ its bills were paid."""
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, any_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.payments import repository as repo
@@ -83,22 +83,27 @@ async def end_plan(session: AsyncSession, plan_id: str, status: str) -> None:
     await session.execute(update(t).where(t.c.plan_id == plan_id, t.c.status == "scheduled").values(status="skipped"))
 
 
+_ACTIVE_PLANS_OF_BILLS = (
+    select(payment_plan_bills.c.plan_id)
+    .join(payment_plans, payment_plans.c.id == payment_plan_bills.c.plan_id)
+    .where(
+        payment_plan_bills.c.practice_id == bindparam("practice_id"),
+        payment_plan_bills.c.bill_id == any_(repo.IDS),
+        payment_plans.c.status == "active",
+    )
+    .distinct()
+    .order_by(payment_plan_bills.c.plan_id)
+)
+"""Built once: every settled payment asks it (nearly always to find none)."""
+
+
 async def complete_paid_plans(ctx: Payments, session: AsyncSession, practice_id: str, bill_ids: Iterable[str]) -> None:
     """Each active plan over these bills whose bills are all paid (money in, net of refunds;
     cancelled bills owe nothing) becomes `completed`, its remaining installments `skipped`."""
     ids = list(bill_ids)
     if not ids:
         return
-    t = payment_plan_bills
-    plan_ids = (
-        await session.scalars(
-            select(t.c.plan_id)
-            .join(payment_plans, payment_plans.c.id == t.c.plan_id)
-            .where(t.c.practice_id == practice_id, t.c.bill_id.in_(ids), payment_plans.c.status == "active")
-            .distinct()
-            .order_by(t.c.plan_id)
-        )
-    ).all()
+    plan_ids = (await session.scalars(_ACTIVE_PLANS_OF_BILLS, {"practice_id": practice_id, "ids": ids})).all()
     for plan_id in plan_ids:
         plan = await lock_plan(session, plan_id)
         if plan is None or plan.status != "active":

@@ -199,6 +199,10 @@ def _ref(card: Row[Any]) -> CardRef:
     return CardRef(card.id, card.stripe_payment_method_id, card.stripe_customer_id, card.brand, card.last4)
 
 
+_INSERT_PAYMENT = payments.insert().returning(*payments.c)
+"""Built once (its compiled form is then found by a memoized cache key); the values are parameters."""
+
+
 async def _record(
     ctx: Payments,
     session: AsyncSession,
@@ -236,32 +240,31 @@ async def _record(
     online = req.method == "card" and req.online
     currency = await _currency(session, practice_id, locked.values())
     inserted = await session.execute(
-        payments.insert()
-        .values(
-            id=payment_id,
-            practice_id=practice_id,
-            client_id=req.client_id,
-            payer=req.payer,
-            payer_name=req.payer_name,
-            method=req.method,
-            amount_cents=req.amount_cents,
-            status="pending" if online else "succeeded",
-            online=online,
-            card_id=card.id if card else None,
-            stripe_payment_method_id=card.stripe_payment_method_id if card else None,
-            stripe_customer_id=card.stripe_customer_id if card else None,
-            card_brand=card.brand if card else req.card_brand,
-            card_last4=card.last4 if card else req.card_last4,
-            reference=req.reference,
-            notes=req.notes,
-            appointment_id=req.appointment_id,
-            paid_at=req.paid_at or dt.datetime.now(dt.UTC),
-            credit_cents=plan.credit_cents,
-            autopay=autopay,
-            currency=currency,
-            off_session=off_session if online else None,
-        )
-        .returning(*payments.c)
+        _INSERT_PAYMENT,
+        {
+            "id": payment_id,
+            "practice_id": practice_id,
+            "client_id": req.client_id,
+            "payer": req.payer,
+            "payer_name": req.payer_name,
+            "method": req.method,
+            "amount_cents": req.amount_cents,
+            "status": "pending" if online else "succeeded",
+            "online": online,
+            "card_id": card.id if card else None,
+            "stripe_payment_method_id": card.stripe_payment_method_id if card else None,
+            "stripe_customer_id": card.stripe_customer_id if card else None,
+            "card_brand": card.brand if card else req.card_brand,
+            "card_last4": card.last4 if card else req.card_last4,
+            "reference": req.reference,
+            "notes": req.notes,
+            "appointment_id": req.appointment_id,
+            "paid_at": req.paid_at or dt.datetime.now(dt.UTC),
+            "credit_cents": plan.credit_cents,
+            "autopay": autopay,
+            "currency": currency,
+            "off_session": off_session if online else None,
+        },
     )
     row = inserted.one()
     await repo.add_applications(

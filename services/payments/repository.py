@@ -5,7 +5,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, and_, func, select
+from sqlalchemy import ARRAY, Row, String, and_, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +13,10 @@ from services.payments.db import bill_applications, bills, clients, credit_entri
 from services.payments.domain import Application, BillBalance, Payer, owed_by
 from shared.events import BillSnapshot
 from shared.tenancy import refuse_foreign
+
+IDS = bindparam("ids", type_=ARRAY(String))
+"""A list of ids as one array parameter (`= ANY(:ids)`): a statement built once serves any
+number of ids, where `IN` would be rendered again for each count."""
 
 CREDIT_FUNDING_KINDS = ("prepayment", "overpayment", "allocation_rejected", "refund", "refund_reversed")
 """Credit entries that belong to a payment's own money (its credit part), as opposed to
@@ -56,13 +60,15 @@ async def existing_bill_ids(session: AsyncSession, ids: Iterable[str]) -> set[st
     return set((await session.scalars(select(bills.c.id).where(bills.c.id.in_(list(ids))))).all())
 
 
+# The statements of a payment's transaction are built once, here: SQLAlchemy then finds each
+# one's compiled form by its cache key, memoized on the statement object, instead of building the
+# statement and computing that key on every request (README "Where a cash payment spends its time").
+_LOCK_BILLS = select(bills).where(bills.c.id == any_(IDS)).order_by(bills.c.id).with_for_update()
+
+
 async def lock_bills(session: AsyncSession, ids: Iterable[str]) -> dict[str, Row[Any]]:
     """SELECT ... FOR UPDATE in id order (one order everywhere: no deadlocks)."""
-    rows = (
-        await session.execute(
-            select(bills).where(bills.c.id.in_(sorted(set(ids)))).order_by(bills.c.id).with_for_update()
-        )
-    ).all()
+    rows = (await session.execute(_LOCK_BILLS, {"ids": sorted(set(ids))})).all()
     return {r.id: r for r in rows}
 
 
@@ -100,20 +106,22 @@ async def settled_open(session: AsyncSession, bill_ids: Sequence[str], payer: Pa
     }
 
 
+_BALANCES = (
+    select(
+        bill_applications.c.bill_id,
+        func.sum(bill_applications.c.amount_cents),
+        func.coalesce(func.sum(bill_applications.c.amount_cents).filter(payments.c.status == "succeeded"), 0),
+    )
+    .outerjoin(payments, payments.c.id == bill_applications.c.payment_id)
+    .where(bill_applications.c.bill_id == any_(IDS), bill_applications.c.payer == bindparam("payer"))
+    .group_by(bill_applications.c.bill_id)
+)
+
+
 async def balances(session: AsyncSession, locked: dict[str, Row[Any]], payer: Payer) -> dict[str, BillBalance]:
     """What the payer owes on each bill, what is applied (pending card payments hold their
     part) and how much of that is money in (succeeded payments): one read for all three."""
-    t = bill_applications
-    rows = await session.execute(
-        select(
-            t.c.bill_id,
-            func.sum(t.c.amount_cents),
-            func.coalesce(func.sum(t.c.amount_cents).filter(payments.c.status == "succeeded"), 0),
-        )
-        .outerjoin(payments, payments.c.id == t.c.payment_id)
-        .where(t.c.bill_id.in_(list(locked)), t.c.payer == payer)
-        .group_by(t.c.bill_id)
-    )
+    rows = await session.execute(_BALANCES, {"ids": list(locked), "payer": payer})
     sums = {bill_id: (int(applied), int(settled)) for bill_id, applied, settled in rows.all()}
     return {
         bill_id: BillBalance(
@@ -127,15 +135,22 @@ async def balances(session: AsyncSession, locked: dict[str, Row[Any]], payer: Pa
     }
 
 
+_LOCK_CLIENT = (
+    select(clients)
+    .where(clients.c.practice_id == bindparam("practice_id"), clients.c.id == bindparam("client_id"))
+    .with_for_update()
+)
+
+
 async def lock_client(session: AsyncSession, practice_id: str, client_id: str) -> Row[Any]:
     """The client row is the lock for the client's credit ledger. The row nearly always exists
     (ClientUpserted made it): one round trip then; a client not heard of yet gets one first."""
-    locking = select(clients).where(clients.c.practice_id == practice_id, clients.c.id == client_id).with_for_update()
-    row = (await session.execute(locking)).one_or_none()
+    key = {"practice_id": practice_id, "client_id": client_id}
+    row = (await session.execute(_LOCK_CLIENT, key)).one_or_none()
     if row is not None:
         return row
     await session.execute(insert(clients).values(practice_id=practice_id, id=client_id).on_conflict_do_nothing())
-    return (await session.execute(locking)).one()
+    return (await session.execute(_LOCK_CLIENT, key)).one()
 
 
 async def credit_balance(session: AsyncSession, practice_id: str, client_id: str) -> int:
@@ -166,6 +181,9 @@ async def add_credit(
     return entry_id, await credit_balance(session, practice_id, client_id)
 
 
+_INSERT_APPLICATIONS = bill_applications.insert()
+
+
 async def add_applications(
     session: AsyncSession,
     *,
@@ -193,7 +211,7 @@ async def add_applications(
         if a.amount_cents
     ]
     if rows:
-        await session.execute(bill_applications.insert(), rows)
+        await session.execute(_INSERT_APPLICATIONS, rows[0] if len(rows) == 1 else rows)
 
 
 async def payment_applications(session: AsyncSession, payment_id: str) -> list[Application]:
