@@ -259,7 +259,8 @@ def _key_statements(table: Table) -> tuple[Executable, Executable, Executable]:
     table: SQLAlchemy then finds their compiled form by a cache key memoized on each statement,
     instead of building them and computing that key on every write."""
     t = table
-    same_key = (t.c.practice_id == bindparam("practice_id"), t.c.key == bindparam("key"))
+    # (a column's own name is reserved for its value in an UPDATE's SET)
+    same_key = (t.c.practice_id == bindparam("of_practice"), t.c.key == bindparam("of_key"))
     claim = insert(t).on_conflict_do_nothing().returning(t.c.key)
     lookup = select(t.c.request_hash, t.c.status_code, t.c.response).where(*same_key)
     store = t.update().where(*same_key).values(status_code=bindparam("status_code"), response=bindparam("response"))
@@ -289,7 +290,7 @@ async def idempotent_lookup(
     if not key:
         return None
     lookup = _key_statements(table)[1]
-    row = (await session.execute(lookup, {"practice_id": practice_id, "key": key})).one_or_none()
+    row = (await session.execute(lookup, {"of_practice": practice_id, "of_key": key})).one_or_none()
     if row is None:
         return None
     if row.request_hash != fingerprint:
@@ -307,7 +308,7 @@ async def idempotent_store(
         return
     store = _key_statements(table)[2]
     answer = {"status_code": status, "response": jsonable_encoder(body)}
-    await session.execute(store, {"practice_id": practice_id, "key": key, **answer})
+    await session.execute(store, {"of_practice": practice_id, "of_key": key, **answer})
 
 
 async def idempotent_answer(
