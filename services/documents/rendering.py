@@ -89,12 +89,14 @@ def warm_up() -> None:
 
 
 def start_worker(parent_pid: int, nice: int) -> None:
-    """Each render process: die with the parent, step back `nice` in the CPU scheduler, warm up.
-    Rendering is throughput work: it takes every idle cycle, but consuming, HTTP answers and
-    health probes (of this service and any beside it) come first when the CPU is short."""
+    """Each render process: die with the parent, warm up, then step back `nice` in the CPU
+    scheduler. Rendering is throughput work: it takes every idle cycle, but consuming, HTTP
+    answers and health probes (of this service and any beside it) come first when the CPU is
+    short. The warm-up is not: a restarted service's first PDF waits for it, and at nice 10 on
+    a busy machine it took most of that wait."""
     die_with_parent(parent_pid)
-    os.nice(nice)
     warm_up()
+    os.nice(nice)
 
 
 class Renderer:
