@@ -9,7 +9,8 @@ lock), so order holds with any number of replicas.
 import asyncio
 import logging
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,6 +26,7 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 OUTBOX_SIGNAL = "outbox"
+_BATCH = "outbox_batch"  # session.info: the rows an open `Outbox.batched` block staged
 LOCK_RETRY_SECONDS = 0.02
 """How soon a relay tries again when another replica holds the relay lock."""
 
@@ -70,9 +72,37 @@ class Outbox:
             }
             for key, env in events
         ]
-        if rows:  # one row (most stagings) as a plain execute, not an executemany batch
-            await session.execute(self._insert, rows[0] if len(rows) == 1 else rows)
-            Database.signal(session, OUTBOX_SIGNAL)
+        if not rows:
+            return
+        batch = session.info.get(_BATCH)
+        if batch is not None:
+            batch.extend(rows)  # `batched` writes them at the end of its block
+            return
+        await self._write(session, rows)
+
+    async def _write(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        # one row (most stagings) as a plain execute, not an executemany batch
+        await session.execute(self._insert, rows[0] if len(rows) == 1 else rows)
+        Database.signal(session, OUTBOX_SIGNAL)
+
+    @asynccontextmanager
+    async def batched(self, session: AsyncSession) -> AsyncIterator[None]:
+        """The events staged in this block are written together at its end: one INSERT, one round
+        trip, instead of one per `stage` (a cash payment stages PaymentRecorded, then the audit
+        record). Still in the caller's transaction, in staging order; nothing is written if the
+        block raises. Not for a block that rolls back to a savepoint: what it staged before the
+        savepoint's rollback would still be written."""
+        if session.info.get(_BATCH) is not None:  # inside another batch: that one writes
+            yield
+            return
+        rows: list[dict[str, Any]] = []
+        session.info[_BATCH] = rows
+        try:
+            yield
+        finally:
+            session.info.pop(_BATCH, None)
+        if rows:
+            await self._write(session, rows)
 
 
 class OutboxRelay:

@@ -109,8 +109,9 @@ async def _record_request(
     wait_until: float,
 ) -> tuple[Answer, Row[Any] | None]:
     """One attempt of record_payment's transaction: the answer, and the payment row (None for
-    a replayed answer)."""
-    async with ctx.svc.db.transaction() as session:
+    a replayed answer). Its events (PaymentRecorded, the audit record, ...) go into the outbox
+    in one INSERT at the end."""
+    async with ctx.svc.db.transaction() as session, ctx.svc.outbox.batched(session):
         replay = await idempotent_replay(session, ctx.svc.idempotency_table, principal.practice_id, key, fingerprint)
         if replay:
             return await _current(ctx, session, replay), None

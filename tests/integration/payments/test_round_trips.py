@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.sql.cache_key import HasCacheKey
 
 from services.payments import repository as repo
@@ -21,9 +21,10 @@ from tests.integration.payments.conftest import new_id, staff
 from tests.integration.payments.test_recording import open_bill
 
 MAX_STATEMENTS = 9
-"""Idempotency claim, bill lock, balances, client lock, payment, applications, outbox, plans
-check, idempotent answer: 9, inside one BEGIN ... COMMIT (there were 19 in two transactions,
-plus the pool's pre-ping of 3 round trips per checkout)."""
+"""Idempotency claim, bill lock, balances, client lock, payment, applications, plans check,
+outbox, idempotent answer: 9, inside one BEGIN ... COMMIT (there were 19 in two transactions,
+plus the pool's pre-ping of 3 round trips per checkout). Through HTTP the audit record is one
+more event, written in the same outbox INSERT."""
 
 
 @contextmanager
@@ -114,3 +115,26 @@ async def test_a_cash_payment_is_one_transaction_of_few_statements(svc, http, pu
     for when in ("paid_at", "created_at"):  # the same instant, spelt "Z" or "+00:00"
         assert dt.datetime.fromisoformat(read_back.pop(when)) == dt.datetime.fromisoformat(answered.pop(when))
     assert read_back == answered
+
+
+async def test_a_cash_payment_over_http_writes_its_events_in_one_insert(svc, http, publish) -> None:
+    """PaymentRecorded and the request's audit record: one outbox INSERT (one round trip), both rows."""
+    practice, client = new_id("p"), new_id("c")
+    bill_id = await open_bill(svc, publish, practice, client, owes=16000)
+
+    async def in_projection() -> set[str]:
+        async with svc.db.transaction() as session:
+            return await repo.existing_bill_ids(session, [bill_id])
+
+    await eventually(in_projection)
+    body = {"client_id": client, "bill_id": bill_id, "payer": "client", "method": "cash", "amount_cents": 16000}
+    with this_tasks_sql(svc) as seen:
+        r = await http.post("/v1/payments", json=body, headers=staff(practice, new_id("key")))
+    assert r.status_code == 201, r.text
+    outbox_inserts = [s for s in seen["statements"] if s.startswith(f"INSERT INTO {svc.outbox_table.fullname} ")]
+    assert len(outbox_inserts) == 1, seen["statements"]
+    assert seen["transactions"] == ["BEGIN"] and len(seen["statements"]) <= MAX_STATEMENTS, seen["statements"]
+    t = svc.outbox_table
+    async with svc.db.transaction() as session:
+        staged = (await session.scalars(select(t.c.event_type).where(t.c.key == client).order_by(t.c.id))).all()
+    assert staged == ["PaymentRecorded", "AuditRecorded"]
