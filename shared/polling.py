@@ -32,8 +32,11 @@ async def drain_then_wait(
             await asyncio.sleep(error_pause_seconds)
         if done:
             continue
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that comes in
+        # the same loop turn as the wake (it returns the wake), and the loop then never stops.
         try:
-            await asyncio.wait_for(wake.wait(), timeout=poll_seconds)
+            async with asyncio.timeout(poll_seconds):
+                await wake.wait()
         except TimeoutError:
             pass
 

@@ -29,3 +29,24 @@ async def test_a_wake_during_a_pass_brings_the_next_pass_at_once() -> None:
     finally:
         loop.cancel()
     assert passes == 2
+
+
+async def test_a_cancel_in_the_same_turn_as_a_wake_stops_the_loop() -> None:
+    """Shutdown right after a commit: the wake and the cancel arrive together, and the loop must
+    end (a swallowed cancel left `OutboxRelay.stop()` waiting for ever)."""
+    wake = asyncio.Event()
+    waiting = asyncio.Event()
+
+    async def step() -> int:
+        waiting.set()
+        return 0
+
+    loop = asyncio.create_task(
+        drain_then_wait(step, wake, poll_seconds=60, log=logging.getLogger("test"), what="test loop")
+    )
+    await waiting.wait()
+    await asyncio.sleep(0)  # the loop is now waiting for the wake
+    wake.set()
+    loop.cancel()
+    done, _ = await asyncio.wait({loop}, timeout=5)
+    assert loop in done and loop.cancelled()
