@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +24,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import audit
 from shared.metrics import HTTP_LATENCY
+
+UPSTREAM_LIMITS = httpx.Limits(keepalive_expiry=2.0)
+"""For a client of our services: the client drops a pooled connection idle this long, well before
+uvicorn closes it (5 s). At the same 5 s on both sides, a request sent on a connection the server
+was closing at that moment failed ("server disconnected") and the caller saw a service that did
+not answer (a browser test's page, once in CI)."""
 
 
 class ApiError(Exception):

@@ -11,6 +11,7 @@ from services.notifications.mailer import SmtpMailer
 from services.notifications.sender import DeliverySender
 from shared import topics
 from shared.events import ClientNotification, EmailFailed, EmailSent
+from shared.http import UPSTREAM_LIMITS
 from shared.runtime import Service
 from shared.settings import Settings
 
@@ -24,7 +25,7 @@ def create_service(settings: Settings) -> Service:
     svc.consume(topics.SCHEDULING, handlers.scheduling())
     svc.publishes(topics.NOTIFICATIONS, [EmailSent, EmailFailed])
     svc.publishes(topics.PORTAL, [ClientNotification])
-    http = httpx.AsyncClient(timeout=settings.smtp_timeout_seconds)
+    http = httpx.AsyncClient(timeout=settings.smtp_timeout_seconds, limits=UPSTREAM_LIMITS)
     sender = DeliverySender(svc, SmtpMailer(settings), http)
     svc.background(sender.run)
     svc.background(CardExpiryNotices(svc).run)

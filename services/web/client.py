@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from shared.http import UPSTREAM_LIMITS
 from shared.settings import Settings
 
 SERVICES = ("billing", "payments", "documents", "notifications", "reports")
@@ -41,7 +42,7 @@ class Services:
 
     def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.urls = {s: settings.service_url(s) for s in SERVICES}
-        self.http = httpx.AsyncClient(timeout=15, transport=transport)
+        self.http = httpx.AsyncClient(timeout=15, transport=transport, limits=UPSTREAM_LIMITS)
 
     async def close(self) -> None:
         await self.http.aclose()

@@ -92,15 +92,22 @@ async def test_a_cash_payment_builds_no_statement(svc, publish, monkeypatch) -> 
     assert computed == [], computed
 
 
-async def test_a_cash_payment_is_one_transaction_of_few_statements(svc, http, publish) -> None:
-    practice, client = new_id("p"), new_id("c")
+async def projected_bill(svc, publish, practice: str, client: str) -> str:
+    """An open bill of $160 that payments' projection already holds: a payment then finds it at
+    the first try (no retry statements in what the test counts)."""
     bill_id = await open_bill(svc, publish, practice, client, owes=16000)
 
     async def in_projection() -> set[str]:
         async with svc.db.transaction() as session:
             return await repo.existing_bill_ids(session, [bill_id])
 
-    await eventually(in_projection)  # the payment then finds its bill at the first try
+    await eventually(in_projection)
+    return bill_id
+
+
+async def test_a_cash_payment_is_one_transaction_of_few_statements(svc, http, publish) -> None:
+    practice, client = new_id("p"), new_id("c")
+    bill_id = await projected_bill(svc, publish, practice, client)
     req = PaymentIn(client_id=client, bill_id=bill_id, method="cash", amount_cents=16000)
 
     with this_tasks_sql(svc) as seen:
@@ -120,13 +127,7 @@ async def test_a_cash_payment_is_one_transaction_of_few_statements(svc, http, pu
 async def test_a_cash_payment_over_http_writes_its_events_in_one_insert(svc, http, publish) -> None:
     """PaymentRecorded and the request's audit record: one outbox INSERT (one round trip), both rows."""
     practice, client = new_id("p"), new_id("c")
-    bill_id = await open_bill(svc, publish, practice, client, owes=16000)
-
-    async def in_projection() -> set[str]:
-        async with svc.db.transaction() as session:
-            return await repo.existing_bill_ids(session, [bill_id])
-
-    await eventually(in_projection)
+    bill_id = await projected_bill(svc, publish, practice, client)
     body = {"client_id": client, "bill_id": bill_id, "payer": "client", "method": "cash", "amount_cents": 16000}
     with this_tasks_sql(svc) as seen:
         r = await http.post("/v1/payments", json=body, headers=staff(practice, new_id("key")))
