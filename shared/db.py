@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Executable,
     Identity,
     Index,
     Integer,
@@ -33,6 +34,12 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+async def insert_rows(session: AsyncSession, statement: Executable, rows: list[dict[str, Any]]) -> None:
+    """Run a prebuilt INSERT for `rows`: one row (the usual case) as a plain execute, several as
+    one executemany batch (SQLAlchemy's batch path costs more for a single row)."""
+    await session.execute(statement, rows[0] if len(rows) == 1 else rows)
 
 
 def service_metadata(schema: str) -> MetaData:

@@ -8,7 +8,7 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -260,18 +260,25 @@ def request_fingerprint(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+class KeyStatements(NamedTuple):
+    claim: Executable
+    lookup: Executable
+    store: Executable
+
+
 @functools.cache
-def _key_statements(table: Table) -> tuple[Executable, Executable, Executable]:
+def _key_statements(table: Table) -> KeyStatements:
     """A service's Idempotency-Key statements (claim, look up, store the answer), built once per
     table: SQLAlchemy then finds their compiled form by a cache key memoized on each statement,
     instead of building them and computing that key on every write."""
     t = table
     # (a column's own name is reserved for its value in an UPDATE's SET)
     same_key = (t.c.practice_id == bindparam("of_practice"), t.c.key == bindparam("of_key"))
-    claim = insert(t).on_conflict_do_nothing().returning(t.c.key)
-    lookup = select(t.c.request_hash, t.c.status_code, t.c.response).where(*same_key)
-    store = t.update().where(*same_key).values(status_code=bindparam("status_code"), response=bindparam("response"))
-    return claim, lookup, store
+    return KeyStatements(
+        claim=insert(t).on_conflict_do_nothing().returning(t.c.key),
+        lookup=select(t.c.request_hash, t.c.status_code, t.c.response).where(*same_key),
+        store=t.update().where(*same_key).values(status_code=bindparam("status_code"), response=bindparam("response")),
+    )
 
 
 async def idempotent_replay(
@@ -282,8 +289,9 @@ async def idempotent_replay(
     A concurrent request with the same key waits on the row until the first commits."""
     if not key:
         return None
-    claim = _key_statements(table)[0]
-    inserted = await session.scalar(claim, {"practice_id": practice_id, "key": key, "request_hash": fingerprint})
+    inserted = await session.scalar(
+        _key_statements(table).claim, {"practice_id": practice_id, "key": key, "request_hash": fingerprint}
+    )
     if inserted:
         return None
     return await idempotent_lookup(session, table, practice_id, key, fingerprint)
@@ -296,8 +304,9 @@ async def idempotent_lookup(
     that must answer a retry before checks the first request changed (e.g. nothing left to pay)."""
     if not key:
         return None
-    lookup = _key_statements(table)[1]
-    row = (await session.execute(lookup, {"of_practice": practice_id, "of_key": key})).one_or_none()
+    row = (
+        await session.execute(_key_statements(table).lookup, {"of_practice": practice_id, "of_key": key})
+    ).one_or_none()
     if row is None:
         return None
     if row.request_hash != fingerprint:
@@ -313,9 +322,8 @@ async def idempotent_store(
     await audit.record_request(session, status, body)  # every write answers through here
     if not key:
         return
-    store = _key_statements(table)[2]
     answer = {"status_code": status, "response": jsonable_encoder(body)}
-    await session.execute(store, {"of_practice": practice_id, "of_key": key, **answer})
+    await session.execute(_key_statements(table).store, {"of_practice": practice_id, "of_key": key, **answer})
 
 
 async def idempotent_answer(

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from sqlalchemy import Table, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import Database
+from shared.db import Database, insert_rows
 from shared.events import Envelope
 from shared.metrics import OUTBOX_PARKED, OUTBOX_PUBLISHED
 from shared.polling import drain_then_wait
@@ -81,8 +81,7 @@ class Outbox:
         await self._write(session, rows)
 
     async def _write(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-        # one row (most stagings) as a plain execute, not an executemany batch
-        await session.execute(self._insert, rows[0] if len(rows) == 1 else rows)
+        await insert_rows(session, self._insert, rows)
         Database.signal(session, OUTBOX_SIGNAL)
 
     @asynccontextmanager

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.payments.db import bill_applications, bills, clients, credit_entries, payments, refunds
 from services.payments.domain import Application, BillBalance, Payer, owed_by
+from shared.db import insert_rows
 from shared.events import BillSnapshot
 from shared.tenancy import refuse_foreign
 
@@ -211,7 +212,7 @@ async def add_applications(
         if a.amount_cents
     ]
     if rows:
-        await session.execute(_INSERT_APPLICATIONS, rows[0] if len(rows) == 1 else rows)
+        await insert_rows(session, _INSERT_APPLICATIONS, rows)
 
 
 async def payment_applications(session: AsyncSession, payment_id: str) -> list[Application]:
