@@ -56,7 +56,14 @@ class KafkaPublisher:
     partition and every later send there fails with OutOfOrderSequenceNumber (aio-libs/aiokafka
     #1017). So after a refused batch the producer is replaced (a new producer id starts at
     sequence 0) and, unless the refusal was for size, the messages are sent once more: at least
-    once, as the outbox promises anyway (consumers dedupe by event id)."""
+    once, as the outbox promises anyway (consumers dedupe by event id).
+
+    Every topic it publishes to is tracked for metadata (`add_topic`). aiokafka refreshes the
+    metadata of tracked topics only; a topic it learnt of untracked (from a refresh of all
+    topics, made while it tracked none) drops out at the next refresh, e.g. the one a send to a
+    new topic makes, and a batch already queued for it then waits for a leader until it expires
+    (request_timeout_ms, 40 s): a relay pass that published to a known and a new topic at once
+    stalled for 40 s."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -91,6 +98,8 @@ class KafkaPublisher:
         producer = self._producer
         if producer is None:
             raise RuntimeError("KafkaPublisher.start() was not awaited")
+        for topic in {m.topic for m in messages}:
+            producer.client.add_topic(topic)  # a no-op once tracked; else a refresh in the background
         try:
             futures = [
                 await producer.send(

@@ -12,10 +12,21 @@ from shared.outbox import MessageTooLarge, OutboundMessage
 from shared.settings import Settings
 
 
+class Client:
+    """The producer's metadata client: which topics it tracks."""
+
+    def __init__(self) -> None:
+        self.topics: set[str] = set()
+
+    def add_topic(self, topic: str) -> None:
+        self.topics.add(topic)
+
+
 class Producer:
     """Answers each send with `refusal` (None: acknowledged) and records what it was given."""
 
     def __init__(self, refusal: Exception | None) -> None:
+        self.client = Client()
         self.refusal = refusal
         self.sent: list[bytes] = []
         self.stopped = False
@@ -53,6 +64,7 @@ async def test_a_refused_batch_is_sent_again_through_a_new_producer() -> None:
     kafka = await publisher(stale, fresh)
     await kafka.publish_many(MESSAGES)
     assert stale.stopped and fresh.sent == [b"one", b"two"] and not fresh.stopped
+    assert stale.client.topics == fresh.client.topics == {"t"}  # tracked for metadata before each send
 
 
 async def test_a_second_refusal_is_raised() -> None:
