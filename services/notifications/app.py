@@ -26,7 +26,7 @@ def create_service(settings: Settings) -> Service:
     svc.publishes(topics.NOTIFICATIONS, [EmailSent, EmailFailed])
     svc.publishes(topics.PORTAL, [ClientNotification])
     http = httpx.AsyncClient(timeout=settings.smtp_timeout_seconds, limits=UPSTREAM_LIMITS)
-    sender = DeliverySender(svc, SmtpMailer(settings), http)
+    sender = DeliverySender(svc, SmtpMailer(settings), http, replica=settings.kafka_group_instance_id)
     svc.background(sender.run)
     svc.background(CardExpiryNotices(svc).run)
     svc.on_shutdown(http.aclose)

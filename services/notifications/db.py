@@ -53,6 +53,7 @@ deliveries = Table(
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("document_deadline", DateTime(timezone=True), nullable=False),
     Column("claimed_at", DateTime(timezone=True)),
+    Column("claimed_by", String),  # the claiming replica's KAFKA_GROUP_INSTANCE_ID, if it has one
     Column("sent_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("cause_event_id", "kind"),

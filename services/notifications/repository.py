@@ -107,10 +107,16 @@ async def retry_now(session: AsyncSession) -> int:
         .where(d.c.status == "queued", d.c.attempts > 0, d.c.next_attempt_at > func.now())
         .values(next_attempt_at=func.now())
     )
+    return _rows_changed(result)
+
+
+def _rows_changed(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def claim_due(session: AsyncSession, *, limit: int, lease: dt.timedelta) -> list[Claimed]:
+async def claim_due(
+    session: AsyncSession, *, limit: int, lease: dt.timedelta, replica: str | None = None
+) -> list[Claimed]:
     """Take due deliveries (PDF ready, not needed, or waited long enough; or a `sending` whose
     sender died) with SKIP LOCKED so replicas share the work, and mark them `sending`."""
     d, r = deliveries, rendered_documents
@@ -141,7 +147,7 @@ async def claim_due(session: AsyncSession, *, limit: int, lease: dt.timedelta) -
     await session.execute(
         update(d)
         .where(d.c.id.in_([row.id for row in rows]))
-        .values(status="sending", claimed_at=claimed_at, attempts=d.c.attempts + 1)
+        .values(status="sending", claimed_at=claimed_at, claimed_by=replica, attempts=d.c.attempts + 1)
     )
     return [
         Claimed(
@@ -170,6 +176,17 @@ async def claim_due(session: AsyncSession, *, limit: int, lease: dt.timedelta) -
         )
         for row in rows
     ]
+
+
+async def release_claims(session: AsyncSession, replica: str) -> int:
+    """The deliveries `replica` had claimed become due again (its previous run died mid-send)."""
+    d = deliveries
+    released = await session.execute(
+        update(d)
+        .where(d.c.status == "sending", d.c.claimed_by == replica)
+        .values(status="queued", next_attempt_at=func.now(), claimed_at=None, claimed_by=None)
+    )
+    return _rows_changed(released)
 
 
 async def finish(

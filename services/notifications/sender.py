@@ -39,23 +39,45 @@ BATCH = 20
 
 
 class DeliverySender:
-    def __init__(self, svc: Service, mailer: SmtpMailer, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self, svc: Service, mailer: SmtpMailer, http: httpx.AsyncClient, *, replica: str | None = None
+    ) -> None:
+        """`replica`: this replica's stable identity (KAFKA_GROUP_INSTANCE_ID), unique among the
+        running replicas; its claims carry it, so that restarted it takes them back at once."""
         self.svc = svc
         self.settings = svc.settings
         self.mailer = mailer
         self.http = http
+        self.replica = replica
         self._wake = asyncio.Event()
         self._trouble = False  # a send failed for a transient reason since the last success
         svc.db.on_commit(EMAIL_SIGNAL, self._wake.set)
 
     async def run(self) -> None:
+        try:
+            await self._with_db_retry(self.take_back_claims, what="the claims of this replica's previous run")
+        except Exception:
+            log.exception("the claims of this replica's previous run are left to the lease")
         poll = self.settings.notifications_poll_ms / 1000
         await drain_then_wait(self.send_due, self._wake, poll_seconds=poll, log=log, what="email sender")
+
+    async def take_back_claims(self) -> None:
+        """A replica that starts under its identity knows its previous run is dead (killed, maybe
+        mid-send): what that run had claimed is due now, not after the lease
+        (EMAIL_SEND_LEASE_SECONDS, 5 min). An email it had handed to the SMTP server goes again
+        with the same Message-ID, as after the lease."""
+        if self.replica is None:
+            return
+        async with self.svc.db.transaction() as session:
+            released = await repo.release_claims(session, self.replica)
+        if released:
+            log.info("%d emails claimed by this replica's previous run are due again", released)
+            self._wake.set()
 
     async def send_due(self) -> int:
         lease = dt.timedelta(seconds=self.settings.email_send_lease_seconds)
         async with self.svc.db.transaction() as session:
-            claimed = await repo.claim_due(session, limit=BATCH, lease=lease)
+            claimed = await repo.claim_due(session, limit=BATCH, lease=lease, replica=self.replica)
         results = await asyncio.gather(*(self._deliver(c) for c in claimed), return_exceptions=True)
         for delivery, result in zip(claimed, results, strict=True):
             if isinstance(result, Exception):

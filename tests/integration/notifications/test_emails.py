@@ -9,8 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, insert, select
 
 from services.notifications import projections
+from services.notifications.db import deliveries
 from services.notifications.expiry import CardExpiryNotices
 from services.notifications.mailer import SmtpMailer
 from services.notifications.sender import DeliverySender
@@ -419,3 +421,39 @@ async def test_a_client_who_chose_portal_only_gets_no_receipt_email_either(notif
 async def _when(coro: Any, predicate: Any) -> Any:
     value = await coro
     return value if predicate(value) else None
+
+
+async def claimed_delivery(n: Running, client_id: str, address: str, replica: str) -> None:
+    """A receipt email as a replica's run leaves it when killed mid-send: `sending`, claimed now."""
+    async with n.svc.db.transaction() as session:
+        await session.execute(
+            insert(deliveries).values(
+                id=str(uuid.uuid4()), practice_id=samples.PRACTICE, client_id=client_id,
+                cause_event_id=str(uuid.uuid4()), kind="payment_receipt", channel="email",
+                recipient_name="Grace Park", to_address=address, subject="Payment received",
+                summary="Payment received", body_text="Thank you.", body_html="<p>Thank you.</p>",
+                status="sending", attempts=1, claimed_at=func.now(), claimed_by=replica, document_deadline=func.now(),
+            )
+        )  # fmt: skip
+
+
+async def test_a_replica_restarted_under_its_identity_sends_what_it_had_claimed_at_once(notifications: Running):
+    """Its previous run was killed mid-send: the claim is not left to the 5-minute lease. The
+    other replica's claim (it may be sending right now) is left alone."""
+    n, d = notifications, deliveries.c
+    client_id, mine = new_client()
+    theirs = mine.replace("grace.", "other.")
+    await claimed_delivery(n, client_id, mine, "notifications-0")
+    await claimed_delivery(n, client_id, theirs, "notifications-1")
+    async with httpx.AsyncClient() as http:
+        restarted = DeliverySender(n.svc, SmtpMailer(n.settings), http, replica="notifications-0")
+        await restarted.take_back_claims()
+        await eventually(lambda: _sent_to(n, client_id, mine))
+    assert len(n.inbox.to(mine)) == 1 and n.inbox.to(theirs) == []
+    async with n.svc.db.transaction() as session:
+        claim = (await session.execute(select(d.status, d.claimed_by).where(d.to_address == theirs))).one()
+    assert tuple(claim) == ("sending", "notifications-1")
+
+
+async def _sent_to(n: Running, client_id: str, address: str) -> bool:
+    return any(i["to"] == address and i["status"] == "sent" for i in await n.emails(client_id))
