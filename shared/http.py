@@ -25,11 +25,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared import audit
 from shared.metrics import HTTP_LATENCY
 
-UPSTREAM_LIMITS = httpx.Limits(keepalive_expiry=2.0)
-"""For a client of our services: the client drops a pooled connection idle this long, well before
-uvicorn closes it (5 s). At the same 5 s on both sides, a request sent on a connection the server
-was closing at that moment failed ("server disconnected") and the caller saw a service that did
-not answer (a browser test's page, once in CI)."""
+UPSTREAM_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=2.0)
+"""For a client of our services: httpx's default pool bounds, but a pooled connection idle 2 s is
+dropped, well before uvicorn closes it (5 s). At the same 5 s on both sides, a request sent on a
+connection the server was closing at that moment failed ("server disconnected") and the caller saw
+a service that did not answer (a browser test's page, once in CI)."""
 
 
 class ApiError(Exception):
