@@ -15,20 +15,24 @@ Run: .venv/bin/python -m bench.bench_latency [rate] [seconds]   (needs ./dev inf
 
 import asyncio
 import datetime as dt
+import itertools
 import json
 import statistics
 import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.common import PRACTICE, admin_pool, isolated_settings, session_event
+from bench.cpu import CpuMeter
+from bench.cpu import report as cpu_report
 from shared import topics
 from shared.auth import issue_token
 from shared.kafka import client_options
@@ -87,6 +91,55 @@ async def until(check: Callable[[], Awaitable[Any]], timeout: float = 30) -> flo
     raise TimeoutError("condition not met")
 
 
+class Message(NamedTuple):
+    value: bytes
+    key: bytes
+    headers: list[tuple[str, bytes]]
+    event_id: str
+
+
+@dataclass
+class Trace:
+    """One probe's clock readings (epoch seconds), for where its time went."""
+
+    key: str
+    """What the path's `STAGES_SQL` looks its rows up by."""
+    started: float
+    row_seen: float
+    answered: float
+
+
+STAGES_SQL = {
+    "payment → bill paid": (
+        ("payments' transaction began", "relay's pass began", "billing's consumer transaction began"),
+        """SELECT extract(epoch FROM o.created_at), extract(epoch FROM o.sent_at), extract(epoch FROM i.processed_at)
+           FROM payments.outbox o LEFT JOIN billing.inbox i USING (event_id)
+           WHERE o.key = $1 AND o.event_type = 'PaymentRecorded'""",  # by client
+    ),
+    "session → unbilled": (
+        ("billing's consumer transaction began",),
+        "SELECT extract(epoch FROM processed_at) FROM billing.inbox WHERE event_id = $1",  # by event
+    ),
+}
+"""Per path: the database's clock readings between a probe's start and its row being seen
+(transaction start times: `now()` in the outbox, the relay's `sent_at` and the inbox)."""
+
+
+async def where_time_went(db: asyncpg.Pool, path: str, traces: list[Trace]) -> str:
+    """p50 of each stage of `path` in ms, from the previous reading: where its latency is spent."""
+    names, sql = STAGES_SQL[path]
+    stages: dict[str, list[float]] = {}
+    for t in traces:
+        row = await db.fetchrow(sql, t.key)
+        if row is None or any(v is None for v in row):
+            continue
+        marks = [("sent", t.started), *zip(names, (float(v) for v in row), strict=True),
+                 ("its row seen by the probe", t.row_seen), ("the API's answer shows it", t.answered)]  # fmt: skip
+        for (_, before), (name, at) in itertools.pairwise(marks):
+            stages.setdefault(name, []).append((at - before) * 1000)
+    return ", ".join(f"→ {name} +{statistics.median(v):.0f}" for name, v in stages.items())
+
+
 class Run:
     """The probes. With `db` (a pool on the run's database) a probe waits for the change
     in billing's tables, then asks the API once and stops the clock when that answer shows it:
@@ -100,16 +153,24 @@ class Run:
         self.http = http
         self.db = db
         self.latencies: dict[str, list[float]] = {k: [] for k in (*TARGETS_MS, *PARTS)}
+        self.traces: dict[str, list[Trace]] = {"session → unbilled": [], "payment → bill paid": []}
+        self.last_event_id = ""
         self.rss: dict[str, float] = {}
         self.n = 0
 
-    async def publish(self, event_type: str, key: str, data: dict[str, Any]) -> None:
+    def message(self, event_type: str, key: str, data: dict[str, Any]) -> Message:
         event = {"event_id": str(uuid.uuid4()), "event_type": event_type, "practice_id": PRACTICE,
                  "occurred_at": dt.datetime.now(dt.UTC).isoformat(), "schema_version": 1, "data": data}  # fmt: skip
         headers = [("event-type", event_type.encode()), ("event-id", event["event_id"].encode())]  # as upstream does
-        await self.producer.send(
-            self.stack.settings.topic(topics.SCHEDULING), json.dumps(event).encode(), key=key.encode(), headers=headers
-        )
+        return Message(json.dumps(event).encode(), key.encode(), headers, event["event_id"])
+
+    async def send(self, message: Message) -> None:
+        self.last_event_id = message.event_id
+        topic = self.stack.settings.topic(topics.SCHEDULING)
+        await self.producer.send(topic, message.value, key=message.key, headers=message.headers)
+
+    async def publish(self, event_type: str, key: str, data: dict[str, Any]) -> None:
+        await self.send(self.message(event_type, key, data))
 
     async def client(self, client_id: str) -> None:
         client = {"id": client_id, "first_name": "Bench", "last_name": client_id, "date_of_birth": "1990-01-01",
@@ -117,12 +178,16 @@ class Run:
                   "state": "OR", "postal_code": "97209"}, "is_minor": False, "guardians": []}  # fmt: skip
         await self.publish("ClientUpserted", client_id, {"client": client})
 
-    async def session(self, client_id: str) -> str:
+    def session_message(self, client_id: str) -> tuple[Message, str]:
         self.n += 1
         event = session_event(self.n, client_id, dt.date(2026, 11, 2))
         session = event["data"]["session"] | {"id": f"sess-{uuid.uuid4().hex[:10]}"}
-        await self.publish("SessionCompleted", client_id, {"session": session})
-        return session["id"]
+        return self.message("SessionCompleted", client_id, {"session": session}), session["id"]
+
+    async def session(self, client_id: str) -> str:
+        message, session_id = self.session_message(client_id)
+        await self.send(message)
+        return session_id
 
     def url(self, service: str, path: str) -> str:
         return f"{self.stack.url(service)}{path}"
@@ -135,23 +200,28 @@ class Run:
         client_id = f"probe-{uuid.uuid4().hex[:8]}"
         await self.client(client_id)
         await self.producer.flush()
-        start = time.perf_counter()
+        start, started = time.perf_counter(), time.time()
         session_id = await self.session(client_id)
+        event_id = self.last_event_id
         await self.producer.flush()
 
         async def visible() -> bool:
             return bool(await self.unbilled(client_id))
 
         projected = "SELECT 1 FROM billing.sessions WHERE practice_id = $1 AND id = $2 AND data IS NOT NULL"
-        await self.observe(visible, projected, session_id)
+        seen = await self.observe(visible, projected, session_id)
         self.latencies["session → unbilled"].append((time.perf_counter() - start) * 1000)
+        self.traces["session → unbilled"].append(Trace(event_id, started, seen, time.time()))
 
-    async def observe(self, api_shows: Callable[[], Awaitable[bool]], sql: str, arg: Any) -> None:
-        """Until `api_shows()`; with a database, first until `sql` (PRACTICE, arg) finds a row."""
+    async def observe(self, api_shows: Callable[[], Awaitable[bool]], sql: str, arg: Any) -> float:
+        """Until `api_shows()`; with a database, first until `sql` (PRACTICE, arg) finds a row.
+        Returns when the row was seen (epoch seconds)."""
         if self.db is not None:
             db = self.db
             await until(lambda: db.fetchval(sql, PRACTICE, arg))
+        seen = time.time()
         await until(api_shows)
+        return seen
 
     async def bill(self) -> dict[str, Any]:
         client_id = f"billed-{uuid.uuid4().hex[:8]}"
@@ -165,7 +235,7 @@ class Run:
         return r.json()
 
     async def probe_payment(self, bill: dict[str, Any]) -> None:
-        start = time.perf_counter()
+        start, started = time.perf_counter(), time.time()
         r = await self.http.post(self.url("payments", "/v1/payments"), json={
             "client_id": bill["client_id"], "bill_id": bill["id"], "payer": "client", "method": "cash",
             "amount_cents": bill["balance_cents"]})  # fmt: skip
@@ -176,8 +246,9 @@ class Run:
             return (await self.http.get(self.url("billing", f"/v1/bills/{bill['id']}"))).json()["status"] == "paid"
 
         paid_row = "SELECT 1 FROM billing.bills WHERE practice_id = $1 AND id = $2 AND status = 'paid'"
-        await self.observe(paid, paid_row, uuid.UUID(bill["id"]))
+        seen = await self.observe(paid, paid_row, uuid.UUID(bill["id"]))
         self.latencies["payment → bill paid"].append((time.perf_counter() - start) * 1000)
+        self.traces["payment → bill paid"].append(Trace(bill["client_id"], started, seen, time.time()))
 
     async def probe_share(self, bill: dict[str, Any]) -> None:
         address = f"{bill['client_id']}@example.com"
@@ -199,13 +270,15 @@ class Run:
 
 
 async def load(run: Run, rate: int, seconds: float, clients: list[str]) -> int:
-    """Sessions at `rate`/s for `seconds`, paced, round-robin over `clients`."""
+    """Sessions at `rate`/s for `seconds`, paced, round-robin over `clients`. The events are
+    made beforehand: what upstream spends making them is not this machine's to pay."""
+    messages = [run.session_message(clients[i % len(clients)])[0] for i in range(int(rate * seconds))]
     start = time.perf_counter()
     sent = sampled = 0
     while (elapsed := time.perf_counter() - start) < seconds:
-        due = int(elapsed * rate)
+        due = min(int(elapsed * rate), len(messages))
         while sent < due:
-            await run.session(clients[sent % len(clients)])
+            await run.send(messages[sent])
             sent += 1
         if elapsed * 10 >= sampled:  # memory ten times a second, not at every 5 ms step
             run.sample_memory()
@@ -248,7 +321,11 @@ async def main(rate: int, seconds: float) -> int:
                             await run.client(c)
                         bills = [await run.bill() for _ in range(24)]
                         await asyncio.sleep(2)  # their PDFs render before the clock starts
+                        meter = CpuMeter({name: proc.pid for name, proc in stack.processes.items()})
+                        meter.start()
                         sent, _ = await asyncio.gather(load(run, rate, seconds, clients), probes(run, seconds, bills))
+                        cpu = meter.stop()
+                        breakdown = {path: await where_time_went(db, path, t) for path, t in run.traces.items()}
                 finally:
                     await producer.stop()
     print(f"latency under load: {sent} sessions in {seconds:.0f} s ({sent / seconds:.0f}/s)")
@@ -265,6 +342,9 @@ async def main(rate: int, seconds: float) -> int:
         print(f"  {name:<24} p50 {p(values, 50):7.1f} ms  p99 {p99:7.1f} ms  (n={len(values)}, target p99 ≤ "
               f"{TARGETS_MS[name]} ms) {'OK' if p99 <= TARGETS_MS[name] else 'ABOVE TARGET'}")  # fmt: skip
     print(f"  ceiling, bare Kafka publish → consume: p50 {p(ceiling, 50):.1f} ms  p99 {p(ceiling, 99):.1f} ms")
+    print(cpu_report(*cpu))
+    for path, stages in breakdown.items():
+        print(f"  {path}, p50 of each step in ms: {stages}")
     for name, mb in sorted(run.rss.items()):
         ok &= mb <= MEMORY_CEILING_MB
         print(f"  {name:<14} max RSS {mb:6.1f} MB (target ≤ {MEMORY_CEILING_MB} MB) "

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import topics
 from shared.db import Database
-from shared.events import BadEvent, Envelope, parse_event
+from shared.events import EVENT_MODELS, BadEvent, Envelope, parse_event
 from shared.inbox import claim, claim_ids
 from shared.logs import describe_error
 from shared.metrics import DEAD_LETTERED, EVENTS_CONSUMED
@@ -125,8 +125,14 @@ class EventConsumer:
         envelopes: list[tuple[ConsumerRecord[Any, Any], Envelope[Any]]] = []
         dead: list[Failure] = []
         for record in records:
+            event_type = header(record, "event-type")
+            if event_type in EVENT_MODELS and not self.handles(event_type):
+                # Not parsed: a type this service does not take is the business (and the dead
+                # letter, if it is malformed) of the services that do.
+                EVENTS_CONSUMED.labels(self.service, event_type, "ignored").inc()
+                continue
             try:
-                envelope = parse_event(record.value, header(record, "event-type"))
+                envelope = parse_event(record.value, event_type)
             except BadEvent as exc:
                 dead.append(Failure(record, str(exc), "BadEvent", 0))
                 continue
@@ -253,6 +259,14 @@ class EventConsumer:
         """Register on the FastStream broker: batch consumption, offsets committed after the DB
         commit (coalesced, `OffsetCommits`)."""
         consumer = self
+        # The upstream's topic carries the volume: there the broker gathers records for a batch
+        # (up to the bytes, at most the wait), so a batch is not a record or two at a time, each
+        # with its fetch, transaction and commit; the other topics answer each event at once.
+        fetch_min_bytes, fetch_max_wait_ms = (
+            (self.settings.ingest_fetch_min_bytes, self.settings.ingest_fetch_max_wait_ms)
+            if self.topic in topics.INGEST
+            else (1, self.settings.consumer_fetch_max_wait_ms)
+        )
 
         @broker.subscriber(
             self.settings.topic(self.topic),
@@ -265,7 +279,8 @@ class EventConsumer:
             # aiokafka keeps one fetch in flight per broker, without the partitions whose records
             # wait in its buffer; a new event on such a partition waits for that fetch to come
             # back, which the broker holds up to this long when the others are quiet (default 500).
-            fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
+            fetch_max_wait_ms=fetch_max_wait_ms,
+            fetch_min_bytes=fetch_min_bytes,
             auto_offset_reset="earliest",
             group_instance_id=self.settings.kafka_group_instance_id,
             session_timeout_ms=self.settings.kafka_session_timeout_ms,

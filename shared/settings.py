@@ -148,6 +148,10 @@ class Settings(BaseSettings):
     card_expiry_scan_seconds: int = 3600
     consumer_poll_ms: int = 20
     consumer_fetch_max_wait_ms: int = 50
+    # on the ingest topic (scheduling.events) the broker answers a fetch once it has this many
+    # bytes or has waited this long: batches of many sessions under load, at most this wait added
+    ingest_fetch_min_bytes: int = 65536
+    ingest_fetch_max_wait_ms: int = 40
     # offsets of applied batches are committed at most this often (and this long after the last)
     consumer_commit_interval_ms: int = 200
     consumer_max_retries: int = 3

@@ -7,6 +7,8 @@ DOCUMENTS = "documents.events"
 NOTIFICATIONS = "notifications.events"
 PORTAL = "portal.notifications"
 
+INGEST = (SCHEDULING,)
+"""Where the volume arrives (every session of every practice): consumed in gathered batches."""
 ALL = (SCHEDULING, BILLING, PAYMENTS, DOCUMENTS, NOTIFICATIONS, PORTAL)
 # Replayed by `python -m services.reports rebuild`: kept for TOPIC_RETENTION_MS (default forever).
 RETAINED = (SCHEDULING, BILLING, PAYMENTS, DOCUMENTS, NOTIFICATIONS)

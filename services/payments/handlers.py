@@ -2,9 +2,10 @@
 new bill), rejected allocations turned into credit, households, and third-party payer
 sessions as expected receivables. Each runs in the consumer's transaction with the inbox."""
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -113,28 +114,37 @@ class PaymentHandlers:
             stmt.on_conflict_do_update(index_elements=[clients.c.practice_id, clients.c.id], set_=values)
         )
 
-    async def session_completed(self, session: AsyncSession, env: Envelope[SessionCompleted]) -> None:
+    async def sessions_completed(self, session: AsyncSession, envs: Sequence[Envelope[SessionCompleted]]) -> None:
         """A session paid by a platform (Headway, Alma) is an expected receivable, not a bill; one
-        whose payer changed away from a platform is no longer expected from it."""
-        s = env.data.session
-        if s.payer not in self.ctx.settings.platforms():
-            t = expected_receivables
-            await session.execute(delete(t).where(t.c.practice_id == env.practice_id, t.c.session_id == s.id))
-            return
-        lines = [(svc.code, svc.fee_cents) for svc in s.services if svc.billable]
-        expected = expected_payer_amount(s.payer, lines, self.ctx.settings.payer_fee_schedule)
-        values: dict[str, Any] = {
-            "client_id": s.client_id,
-            "payer": s.payer,
-            "date_of_service": s.date_of_service,
-            "expected_cents": expected,
-        }
-        stmt = insert(expected_receivables).values(practice_id=env.practice_id, session_id=s.id, **values)
-        await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[expected_receivables.c.practice_id, expected_receivables.c.session_id], set_=values
+        whose payer changed away from a platform is no longer expected from it. A run of these
+        events is two statements whatever its length (each event overwrites the session's row, so
+        the last event of a session in the run decides)."""
+        t = expected_receivables
+        platforms = self.ctx.settings.platforms()
+        latest: dict[tuple[str, str], dict[str, Any] | None] = {}
+        for env in envs:
+            s = env.data.session
+            latest[env.practice_id, s.id] = None
+            if s.payer in platforms:
+                lines = [(svc.code, svc.fee_cents) for svc in s.services if svc.billable]
+                latest[env.practice_id, s.id] = {
+                    "client_id": s.client_id,
+                    "payer": s.payer,
+                    "date_of_service": s.date_of_service,
+                    "expected_cents": expected_payer_amount(s.payer, lines, self.ctx.settings.payer_fee_schedule),
+                }
+        gone = [key for key, values in latest.items() if values is None]
+        if gone:
+            await session.execute(delete(t).where(tuple_(t.c.practice_id, t.c.session_id).in_(gone)))
+        expected = [{"practice_id": p, "session_id": s} | v for (p, s), v in latest.items() if v is not None]
+        if expected:
+            stmt = insert(t).values(expected)
+            columns = ("client_id", "payer", "date_of_service", "expected_cents")
+            await session.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[t.c.practice_id, t.c.session_id], set_={c: stmt.excluded[c] for c in columns}
+                )
             )
-        )
 
     async def session_voided(self, session: AsyncSession, env: Envelope[SessionVoided]) -> None:
         t = expected_receivables
@@ -161,7 +171,7 @@ class PaymentHandlers:
             topics.SCHEDULING,
             {
                 "ClientUpserted": self.client_upserted,
-                "SessionCompleted": self.session_completed,
                 "SessionVoided": self.session_voided,
             },
+            batch_handlers={"SessionCompleted": self.sessions_completed},
         )

@@ -1,9 +1,13 @@
 """Third-party payers: Headway / Alma sessions are expected receivables; payouts reconcile
 per session (ok, underpaid, missing, duplicate) with totals per payout."""
 
+import json
+
 import pytest
 
+from services.payments.handlers import PaymentHandlers
 from shared import topics
+from shared.events import Envelope, parse_event
 from tests.conftest import eventually, example_event
 from tests.integration.payments.conftest import new_id, staff
 
@@ -68,3 +72,32 @@ async def test_payouts_reconcile_against_expected_sessions(svc, http, publish, m
     }
     assert payouts == {"HW-1": (34000, 36000, -2000), "HW-2": (12000, 12000, 0)}
     assert report["totals"] == {"expected_cents": 48000, "received_cents": 46000}
+
+
+async def test_a_run_of_session_events_leaves_each_session_as_its_last_event_says(svc, http, monkeypatch) -> None:
+    """The consumer applies a run of SessionCompleted in two statements: the last event of a
+    session in the run decides, as if they were applied one by one."""
+    practice = new_id("p")
+    monkeypatch.setattr(svc.settings, "payer_fee_schedule", {"headway": {"90837": 12000, "90834": 9000}})
+    handlers = PaymentHandlers(svc.payments)
+
+    def envelope(event: dict) -> Envelope:
+        return parse_event(json.dumps(event).encode(), event["event_type"])
+
+    left_id, left_before = platform_session(practice, "headway", 14500)
+    async with svc.db.transaction() as session:
+        await handlers.sessions_completed(session, [envelope(left_before)])
+    changed_id, changed = platform_session(practice, "headway", 14500)
+    _, left = platform_session(practice, "self_pay", 14500)
+    left["data"]["session"]["id"] = left_id
+    _, changed_away = platform_session(practice, "self_pay", 14500)
+    changed_away["data"]["session"]["id"] = changed_id
+    kept_id, kept = platform_session(practice, "headway", 14500)
+    _, kept_later = platform_session(practice, "headway", 9500, code="90834")
+    kept_later["data"]["session"]["id"] = kept_id
+    async with svc.db.transaction() as session:
+        run = [envelope(e) for e in (changed, left, kept, changed_away, kept_later)]
+        await handlers.sessions_completed(session, run)
+
+    r = await http.get("/v1/payer-reconciliation", params={"payer": "headway"}, headers=staff(practice))
+    assert [(i["session_id"], i["expected_cents"]) for i in r.json()["items"]] == [(kept_id, 9000)]

@@ -93,6 +93,21 @@ async def test_events_without_a_handler_are_skipped_not_dead_lettered(memory_inb
     assert dlq.sent == [] and handled == []
 
 
+async def test_a_type_the_service_does_not_take_is_skipped_by_its_header_unparsed(memory_inbox: MemoryInbox) -> None:
+    """The `event-type` header decides before the body is parsed: a malformed record of a type
+    this service does not take is left to the services that take it (their dead letter), one of
+    a type it takes, or of a type no service knows, is dead-lettered here."""
+    dlq = RecordingPublisher()
+    handled: list[str] = []
+    broker, _ = consumer(dlq, handled, memory_inbox)
+    async with TestKafkaBroker(broker) as br:
+        for partition, event_type in enumerate(("ClinicianUpserted", "SessionVoided", "SessionRescheduled")):
+            await br.publish(b"{broken", topic=topics.SCHEDULING, partition=partition,
+                             headers={"event-type": event_type})  # fmt: skip
+    assert [m.headers["event-type"] for m in dlq.sent] == ["SessionVoided", "SessionRescheduled"]
+    assert handled == []
+
+
 def test_each_service_and_topic_has_its_own_consumer_group() -> None:
     s = Settings()
     assert consumer_group(s, "billing", topics.SCHEDULING) != consumer_group(s, "billing", topics.PAYMENTS)

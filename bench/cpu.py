@@ -1,0 +1,84 @@
+"""Where the machine's CPU went during a stretch of a benchmark: per service process (with the
+render processes it started), the broker, Postgres, the benchmark itself and the rest, against
+the machine's cores. A latency measured while the cores are saturated is mostly time spent
+waiting for one, so the latency benchmark prints this beside its figures."""
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """pid → (parent pid, command line, CPU seconds so far) of every process still readable."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # ended meanwhile
+            continue
+        fields = stat.rpartition(")")[2].split()
+        found[int(entry.name)] = (int(fields[1]), command, (int(fields[11]) + int(fields[12])) / TICKS)
+    return found
+
+
+def _machine_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values) - idle) / TICKS, sum(values) / TICKS
+
+
+@dataclass
+class CpuMeter:
+    """`start()`, run the load, `stop()`: CPU per group as a share of one core over the stretch."""
+
+    services: dict[str, int]
+    """name → pid of each service process; its descendants (render processes) count with it."""
+
+    def _by_group(self) -> Counter[str]:
+        processes = _processes()
+        groups: Counter[str] = Counter()
+        own = os.getpid()
+        for pid, (_, command, seconds) in processes.items():
+            groups[self._group(pid, command, processes, own)] += seconds
+        return groups
+
+    def _group(self, pid: int, command: str, processes: dict[int, tuple[int, str, float]], own: int) -> str:
+        ancestor = pid
+        while ancestor in processes and ancestor > 1:
+            for name, service_pid in self.services.items():
+                if ancestor == service_pid:
+                    return name
+            if ancestor == own:
+                return "benchmark"
+            ancestor = processes[ancestor][0]
+        if "kafka.Kafka" in command:
+            return "kafka broker"
+        if command.startswith("postgres"):
+            return "postgres"
+        return "other"
+
+    def start(self) -> None:
+        self._before = self._by_group()
+        self._machine_before = _machine_busy_seconds()
+
+    def stop(self) -> tuple[dict[str, float], float, float]:
+        """(group → share of one core, machine busy share of all cores, cores) over the stretch.
+        Processes that ended during it are left out (their CPU is not readable any more)."""
+        after = self._by_group()
+        busy, total = (a - b for a, b in zip(_machine_busy_seconds(), self._machine_before, strict=True))
+        cores = os.cpu_count() or 1
+        wall = total / cores
+        shares = {name: max(0.0, after[name] - self._before.get(name, 0.0)) / wall for name in after}
+        return shares, busy / total, cores
+
+
+def report(shares: dict[str, float], busy: float, cores: int) -> str:
+    rows = ", ".join(f"{name} {share:.0%}" for name, share in sorted(shares.items(), key=lambda kv: -kv[1]))
+    return f"  CPU during the load (share of one core): {rows}; machine {busy:.0%} busy of {cores} cores"
