@@ -2,7 +2,8 @@
 database transaction has committed, and at most every `interval_seconds`: a commit is a broker
 round trip, and committing after every small batch cost more than applying it. The last
 offsets are committed `interval_seconds` after their batch at the latest. Committing less
-often only means more redelivery after a crash, which the inbox skips."""
+often only means more redelivery after a crash, which the inbox skips (or, for a projection,
+the upsert rewrites with the same row)."""
 
 import asyncio
 import logging
@@ -29,9 +30,12 @@ class OffsetCommits:
         """`records` are in the database: commit their offsets now if the last commit is
         `interval_seconds` old, else in a moment (with whatever is applied meanwhile)."""
         self._consumer = consumer
-        for r in records:
-            tp = TopicPartition(r.topic, r.partition)
-            self._pending[tp] = max(self._pending.get(tp, 0), r.offset + 1)
+        last: dict[tuple[str, int], int] = {}
+        for r in records:  # a partition's records come in offset order
+            last[r.topic, r.partition] = r.offset
+        for (topic, partition), offset in last.items():
+            tp = TopicPartition(topic, partition)
+            self._pending[tp] = max(self._pending.get(tp, 0), offset + 1)
         wait = self._last + self.interval_seconds - asyncio.get_running_loop().time()
         if wait <= 0:
             await self.commit()
@@ -55,7 +59,7 @@ class OffsetCommits:
                 else:  # TestKafkaBroker's consumer keeps no offsets
                     await self._consumer.commit()
             except (KafkaError, ConsumerStoppedError) as exc:  # a rebalance took the partition, a stop
-                log.warning("offset commit failed (%r): those records come again and the inbox skips them", exc)
+                log.warning("offset commit failed (%r): those records come again and change nothing twice", exc)
 
     async def close(self) -> None:
         """Commit what is pending (a service stopping)."""

@@ -92,6 +92,7 @@ class Service:
         handlers: dict[str, Handler],
         *,
         batch_handlers: dict[str, BatchHandler] | None = None,
+        unclaimed: frozenset[str] = frozenset(),
         max_records: int = 500,
     ) -> EventConsumer:
         consumer = EventConsumer(
@@ -105,6 +106,7 @@ class Service:
             max_retries=self.settings.consumer_max_retries,
             backoff_seconds=self.settings.consumer_retry_backoff_ms / 1000,
             batch_handlers=batch_handlers or {},
+            unclaimed=unclaimed,
         )
         consumer.subscribe(self.broker, max_records=max_records)
         self.consumers.append(consumer)

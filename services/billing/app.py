@@ -24,6 +24,7 @@ def create_service(settings: Settings) -> Service:
         topics.SCHEDULING,
         {"SessionVoided": handlers.void_handler(svc.outbox)},
         batch_handlers=handlers.scheduling_batch_handlers(),
+        unclaimed=handlers.PROJECTED,
     )
     svc.consume(topics.PAYMENTS, handlers.payments_handlers(svc.outbox))
     svc.consume(topics.DOCUMENTS, {"DocumentRendered": handlers.document_rendered})

@@ -1,5 +1,6 @@
 """Events in → projection / bill facts → outbox. Each handler runs in the consumer's
-transaction together with the inbox claim, so a redelivered event changes nothing twice."""
+transaction together with the inbox claim (the projection's upserts apart: `PROJECTED`), so a
+redelivered event changes nothing twice."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -34,6 +35,10 @@ from shared.events import (
     SessionVoided,
 )
 from shared.outbox import Outbox
+
+PROJECTED = frozenset({"ClientUpserted", "ClinicianUpserted", "SessionCompleted"})
+"""Kept as the newest event says (`repo.upsert_newest`, by `occurred_at`): the same event
+applied twice leaves the same row, so the inbox need not claim them (see `EventConsumer`)."""
 
 
 def scheduling_batch_handlers() -> dict[str, BatchHandler]:

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
 from shared import topics
 from tests.conftest import eventually, example_event
@@ -279,6 +279,34 @@ async def test_void_before_completion_and_void_of_a_billed_session(practice) -> 
     await practice.send(topics.SCHEDULING, example_event("SessionVoided", session_id=billed), key=cid)
     flagged = await eventually(lambda: _when(practice.bill(bill["id"]), lambda b: b["lines"][0]["voided"]))
     assert flagged["total_cents"] == 16000, "flagged, nothing deleted"
+
+
+async def test_a_redelivered_session_event_leaves_a_billed_or_voided_session_as_it_is(practice) -> None:
+    """Session events are not claimed in the inbox (it would grow by every session ever): the
+    projection's upsert is what makes a redelivery change nothing."""
+    cid, billed, voided, marker = uid("client"), uid("sess"), uid("sess"), uid("sess")
+    await practice.client(cid)
+    billed_event = await practice.session(billed, cid)
+    voided_event = await practice.session(voided, cid)
+    bill = await practice.billed(cid, [billed])
+    await practice.send(topics.SCHEDULING, example_event("SessionVoided", session_id=voided), key=cid)
+
+    async def voided_gone() -> bool:
+        return voided not in await practice.unbilled_ids(cid)
+
+    await eventually(voided_gone)
+    for again in (billed_event, voided_event):
+        await practice.publish(topics.SCHEDULING, again, key=cid)
+    await practice.session(marker, cid)  # same key, so after the redeliveries
+    await eventually(lambda: _when(practice.unbilled_ids(cid), lambda ids: marker in ids))
+
+    assert await practice.unbilled_ids(cid) == [marker]
+    after = await practice.bill(bill["id"])
+    assert (after["lines"], after["total_cents"], after["status"]) == (bill["lines"], bill["total_cents"], "open")
+    inbox = practice.svc.inbox_table
+    async with practice.svc.db.transaction() as db:
+        claimed = await db.scalar(select(func.count()).where(inbox.c.event_id == billed_event["event_id"]))
+    assert claimed == 0
 
 
 async def test_a_client_reads_only_their_own_bills(practice) -> None:
