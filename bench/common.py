@@ -182,7 +182,7 @@ async def consumer_rate(svc: _Service, table: Table, count: int, already: int = 
                 first = (now, seen)
             if seen >= count:
                 break
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.02)
     finally:
         await svc.stop()
     assert first is not None
