@@ -95,7 +95,6 @@ class Message(NamedTuple):
     value: bytes
     key: bytes
     headers: list[tuple[str, bytes]]
-    event_id: str
 
 
 @dataclass
@@ -118,11 +117,12 @@ STAGES_SQL = {
     ),
     "session → unbilled": (
         ("billing's consumer transaction began",),
-        "SELECT extract(epoch FROM processed_at) FROM billing.inbox WHERE event_id = $1",  # by event
+        "SELECT extract(epoch FROM created_at) FROM billing.sessions WHERE id = $1",  # by session
     ),
 }
 """Per path: the database's clock readings between a probe's start and its row being seen
-(transaction start times: `now()` in the outbox, the relay's `sent_at` and the inbox)."""
+(transaction start times: `now()` in the outbox, the relay's `sent_at`, the inbox and a new session's
+`created_at`)."""
 
 
 async def where_time_went(db: asyncpg.Pool, path: str, traces: list[Trace]) -> str:
@@ -154,7 +154,6 @@ class Run:
         self.db = db
         self.latencies: dict[str, list[float]] = {k: [] for k in (*TARGETS_MS, *PARTS)}
         self.traces: dict[str, list[Trace]] = {"session → unbilled": [], "payment → bill paid": []}
-        self.last_event_id = ""
         self.rss: dict[str, float] = {}
         self.n = 0
 
@@ -162,10 +161,9 @@ class Run:
         event = {"event_id": str(uuid.uuid4()), "event_type": event_type, "practice_id": PRACTICE,
                  "occurred_at": dt.datetime.now(dt.UTC).isoformat(), "schema_version": 1, "data": data}  # fmt: skip
         headers = [("event-type", event_type.encode()), ("event-id", event["event_id"].encode())]  # as upstream does
-        return Message(json.dumps(event).encode(), key.encode(), headers, event["event_id"])
+        return Message(json.dumps(event).encode(), key.encode(), headers)
 
     async def send(self, message: Message) -> None:
-        self.last_event_id = message.event_id
         topic = self.stack.settings.topic(topics.SCHEDULING)
         await self.producer.send(topic, message.value, key=message.key, headers=message.headers)
 
@@ -202,7 +200,6 @@ class Run:
         await self.producer.flush()
         start, started = time.perf_counter(), time.time()
         session_id = await self.session(client_id)
-        event_id = self.last_event_id
         await self.producer.flush()
 
         async def visible() -> bool:
@@ -211,7 +208,7 @@ class Run:
         projected = "SELECT 1 FROM billing.sessions WHERE practice_id = $1 AND id = $2 AND data IS NOT NULL"
         seen = await self.observe(visible, projected, session_id)
         self.latencies["session → unbilled"].append((time.perf_counter() - start) * 1000)
-        self.traces["session → unbilled"].append(Trace(event_id, started, seen, time.time()))
+        self.traces["session → unbilled"].append(Trace(session_id, started, seen, time.time()))
 
     async def observe(self, api_shows: Callable[[], Awaitable[bool]], sql: str, arg: Any) -> float:
         """Until `api_shows()`; with a database, first until `sql` (PRACTICE, arg) finds a row.
