@@ -135,6 +135,17 @@ class Database:
             for callback in self._after_commit.get(name, ()):
                 callback()
 
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncSession]:
+        """A read-only transaction whose statements all see one moment (REPEATABLE READ). Under
+        the default READ COMMITTED each statement sees the latest commit: a payment applied
+        between reading a bill's row and its payments showed the old status beside the new
+        balance, and a page that waits for both to agree stopped waiting."""
+        async with self.sessions() as session:
+            async with session.begin():
+                await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                yield session
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=2)

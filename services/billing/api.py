@@ -222,7 +222,7 @@ async def list_bills(
         if client_id and client_id != principal.client_id:
             return {"items": [], "next_cursor": None}
         client_id = principal.client_id
-    async with svc.db.transaction() as db:
+    async with svc.db.snapshot() as db:
         rows, next_cursor = await repo.list_bills(
             db, principal.practice_id, client_id=client_id, status=status, limit=limit, cursor=cursor,
             shared_only=not principal.is_staff,
@@ -234,7 +234,7 @@ async def list_bills(
 
 @router.get("/bills/{bill_id}")
 async def get_bill(bill_id: str, svc: ServiceDep, principal: CurrentPrincipal) -> dict[str, Any]:
-    async with svc.db.transaction() as db:
+    async with svc.db.snapshot() as db:
         bill = await bill_or_404(db, principal.practice_id, bill_id)
         ensure_client_access(principal, bill.client_id, "bill")
         ensure_shared_with(principal, bill.shared, "bill")

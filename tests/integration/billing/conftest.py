@@ -106,6 +106,14 @@ class Practice:
         return mine(records)
 
     async def payment(self, client_id: str, allocations: list[tuple[str, int]], *, payer: str = "client", **kw: Any):
+        payment_id, event = self.payment_event(client_id, allocations, payer=payer, **kw)
+        await self.publish(topics.PAYMENTS, event, key=client_id)
+        return payment_id, event
+
+    def payment_event(
+        self, client_id: str, allocations: list[tuple[str, int]], *, payer: str = "client", **kw: Any
+    ) -> tuple[str, dict[str, Any]]:
+        """PaymentRecorded as payments publishes it (`payment` publishes it)."""
         payment_id = kw.pop("payment_id", str(uuid.uuid4()))
         event = {
             "event_id": str(uuid.uuid4()),
@@ -118,7 +126,6 @@ class Practice:
                 "allocations": [{"bill_id": b, "amount_cents": a} for b, a in allocations],
             },
         }
-        await self.publish(topics.PAYMENTS, event, key=client_id)
         return payment_id, event
 
     async def refund(self, client_id: str, payment_id: str, allocations: list[tuple[str, int]], *, payer="client"):

@@ -3,12 +3,16 @@ payments → paid, cancel, and the concurrency and reorder cases."""
 
 import asyncio
 import datetime as dt
+import json
 import uuid
 
 import pytest
 from sqlalchemy import event, func, select
 
+from services.billing import handlers
+from services.billing import repository as repo
 from shared import topics
+from shared.events import parse_event
 from tests.conftest import eventually, example_event
 
 pytestmark = pytest.mark.integration
@@ -307,6 +311,31 @@ async def test_a_redelivered_session_event_leaves_a_billed_or_voided_session_as_
     async with practice.svc.db.transaction() as db:
         claimed = await db.scalar(select(func.count()).where(inbox.c.event_id == billed_event["event_id"]))
     assert claimed == 0
+
+
+async def test_a_bill_read_while_a_payment_lands_shows_one_moment(practice, monkeypatch) -> None:
+    """GET /v1/bills/{id} reads the bill's row, then its payments: a payment committed between
+    the two must not show the old status beside the new balance (a page waiting for the two to
+    agree stopped waiting on 'Open, balance $0.00')."""
+    cid, sid = uid("client"), uid("sess")
+    await practice.client(cid)
+    await practice.session(sid, cid)
+    bill = await practice.billed(cid, [sid])
+    _, event = practice.payment_event(cid, [(bill["id"], bill["balance_cents"])])
+    apply_payment = handlers.payments_handlers(practice.svc.outbox)["PaymentRecorded"]
+    facts_of_bills = repo.facts_of_bills
+
+    async def payment_lands_meanwhile(db, bill_ids):
+        async with practice.svc.db.transaction() as other:
+            await apply_payment(other, parse_event(json.dumps(event).encode(), "PaymentRecorded"))
+        monkeypatch.setattr(repo, "facts_of_bills", facts_of_bills)
+        return await facts_of_bills(db, bill_ids)
+
+    monkeypatch.setattr(repo, "facts_of_bills", payment_lands_meanwhile)
+    during = await practice.bill(bill["id"])
+    after = await practice.bill(bill["id"])
+    assert (during["status"], during["balance_cents"]) == ("open", bill["balance_cents"])
+    assert (after["status"], after["balance_cents"]) == ("paid", 0)
 
 
 async def test_a_client_reads_only_their_own_bills(practice) -> None:
