@@ -3,7 +3,7 @@ messaging tables (outbox, inbox, idempotency keys) that every service schema car
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from sqlalchemy import (
@@ -126,25 +126,24 @@ class Database:
         session.info.setdefault(SIGNALS, set()).add(name)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, *, isolation_level: str | None = None) -> AsyncIterator[AsyncSession]:
+        """`isolation_level`: Postgres' own (READ COMMITTED) unless given, e.g. by `snapshot`."""
         async with self.sessions() as session:
             async with session.begin():
+                if isolation_level is not None:
+                    await session.connection(execution_options={"isolation_level": isolation_level})
                 yield session
             signals = session.info.pop(SIGNALS, set())
         for name in signals:
             for callback in self._after_commit.get(name, ()):
                 callback()
 
-    @asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[AsyncSession]:
-        """A read-only transaction whose statements all see one moment (REPEATABLE READ). Under
-        the default READ COMMITTED each statement sees the latest commit: a payment applied
-        between reading a bill's row and its payments showed the old status beside the new
-        balance, and a page that waits for both to agree stopped waiting."""
-        async with self.sessions() as session:
-            async with session.begin():
-                await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-                yield session
+    def snapshot(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """For a read of several statements: a transaction whose statements all see one moment
+        (REPEATABLE READ). Under the default READ COMMITTED each statement sees the latest commit:
+        a payment applied between reading a bill's row and its payments showed the old status
+        beside the new balance, and a page that waits for both to agree stopped waiting."""
+        return self.transaction(isolation_level="REPEATABLE READ")
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
