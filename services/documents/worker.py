@@ -51,7 +51,7 @@ class RenderWorker:
                     self._slots.release()
                     await self._idle()
                     continue
-                task = asyncio.create_task(self._process(job))
+                task = asyncio.create_task(self._work(job))
                 self._tasks.add(task)
                 task.add_done_callback(self._done)
         finally:
@@ -72,40 +72,52 @@ class RenderWorker:
         async with self.svc.db.transaction() as session:
             return await repository.claim_job(session, self.lease_seconds)
 
-    async def _process(self, job: repository.Job) -> None:
+    async def _work(self, job: repository.Job | None) -> None:
+        """Render jobs one after another in this slot: storing a PDF claims the next job in the
+        same transaction (one transaction per PDF, not two); anything else ends the run."""
+        while job is not None:
+            job = await self._process(job)
+
+    async def _process(self, job: repository.Job) -> repository.Job | None:
+        """Render `job`; the next job if its PDF was stored with one claimed."""
         try:
             with RENDER_SECONDS.labels(job.kind).time():
                 rendered = await self.renderer.render(prepare(cast(Kind, job.kind), job.source))
         except (SourceProblem, RenderError) as exc:
             await self._fail(job, str(exc))
-            return
+            return None
         except RendererCrashed as exc:
             if job.attempts >= self.max_attempts:
                 await self._fail(job, f"rendering crashed {job.attempts} times: {exc}")
             else:
                 await self._release(job)
-            return
+            return None
         except Exception:
             # unexpected (e.g. the database went away): the lease brings the job back
             log.exception("render job %s failed unexpectedly; it will be retried", job.id)
-            return
-        await self._store(job, rendered)
+            return None
+        return await self._store(job, rendered)
 
-    async def _store(self, job: repository.Job, rendered: RenderedPdf) -> None:
+    async def _store(self, job: repository.Job, rendered: RenderedPdf) -> repository.Job | None:
+        """Store the PDF and stage DocumentRendered (unless a replica whose lease ran out did so
+        first), and claim the next job."""
         async with self.svc.db.transaction() as session:
-            if not await repository.mark_rendered(
+            stored = await repository.mark_rendered(
                 session, job.id, pdf=rendered.pdf, pages=rendered.pages, sha256=rendered.sha256
-            ):
-                return
-            event = DocumentRendered(
-                document_id=str(job.id), kind=cast(Kind, job.kind), source_id=job.source_id,
-                client_id=job.client_id, version=job.version, pages=rendered.pages, sha256=rendered.sha256,
-                url=pdf_url(self.svc.settings.documents_url, job.id),
-            )  # fmt: skip
-            await self.svc.outbox.stage(
-                session, topics.DOCUMENTS, [(job.client_id, new_envelope(job.practice_id, event))]
             )
-        RENDERED.labels(job.kind, "rendered").inc()
+            if stored:
+                event = DocumentRendered(
+                    document_id=str(job.id), kind=cast(Kind, job.kind), source_id=job.source_id,
+                    client_id=job.client_id, version=job.version, pages=rendered.pages, sha256=rendered.sha256,
+                    url=pdf_url(self.svc.settings.documents_url, job.id),
+                )  # fmt: skip
+                await self.svc.outbox.stage(
+                    session, topics.DOCUMENTS, [(job.client_id, new_envelope(job.practice_id, event))]
+                )
+            following = await repository.claim_job(session, self.lease_seconds)
+        if stored:
+            RENDERED.labels(job.kind, "rendered").inc()
+        return following
 
     async def _fail(self, job: repository.Job, reason: str) -> None:
         log.warning("document %s (%s %s v%d) failed: %s", job.id, job.kind, job.source_id, job.version, reason[:300])

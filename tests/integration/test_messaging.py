@@ -350,6 +350,53 @@ async def test_a_relay_that_finds_the_lock_held_tries_again_before_the_next_poll
         await svc.stop()
 
 
+async def test_a_relay_pass_reports_more_only_after_a_full_batch(messaging_settings: Settings) -> None:
+    """The drain goes on after a full batch (more may wait) and stops after a short one: that
+    one read every row committed before it, so another pass at once would find none."""
+    svc = await fresh_service(messaging_settings)
+    events = [_notification(i) for i in range(3)]
+    async with svc.db.transaction() as session:
+        await svc.outbox.stage(session, topics.PORTAL, [("client-b", e) for e in events])
+    publisher = KafkaPublisher(svc.settings)
+    await publisher.start()
+    try:
+        relay = OutboxRelay(svc.db, svc.outbox_table, publisher, batch_size=2)
+        assert [await relay.relay_pass(), await relay.relay_pass()] == [1, 0]
+    finally:
+        await publisher.stop()
+    records = await read_topic(svc.settings, topics.PORTAL, until=lambda rs: len(rs) >= 3)
+    assert [dict((k, v.decode()) for k, v in r.headers)["event-id"] for r in records] == [e.event_id for e in events]
+
+
+async def test_an_event_committed_while_the_relay_publishes_goes_out_at_once(messaging_settings: Settings) -> None:
+    """A short batch ends the drain, so what commits during its publish must wake the next pass
+    (here the poll is a minute away)."""
+    svc = await fresh_service(messaging_settings.model_copy(update={"outbox_poll_ms": 60_000}))
+    first, late = _notification(1), _notification(2)
+    real = svc.relay.publisher
+
+    class StagesWhilePublishing:
+        """The real publisher; during its first publish another transaction stages `late`."""
+
+        async def publish_many(self, messages: Sequence[OutboundMessage]) -> None:
+            await real.publish_many(messages)
+            if any(m.headers["event-id"] == first.event_id for m in messages):
+                async with svc.db.transaction() as session:
+                    await svc.outbox.stage(session, topics.PORTAL, [("client-w", late)])
+
+    svc.relay.publisher = StagesWhilePublishing()
+    await svc.start()
+    try:
+        async with svc.db.transaction() as session:
+            await svc.outbox.stage(session, topics.PORTAL, [("client-w", first)])
+        records = await read_topic(
+            svc.settings, topics.PORTAL, until=lambda rs: any(late.event_id.encode() in r.value for r in rs), timeout=10
+        )
+    finally:
+        await svc.stop()
+    assert any(late.event_id.encode() in r.value for r in records), "left for the minute-long poll"
+
+
 async def test_idle_loops_do_not_wake_each_other(messaging_settings: Settings) -> None:
     """Two commit listeners (the relay and another poller) must not ping-pong when idle."""
     svc = await fresh_service(messaging_settings)

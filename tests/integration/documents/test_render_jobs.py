@@ -1,6 +1,6 @@
 """Render jobs against the real database and broker: replicas share them and each version is
 rendered and announced once; a job a dead replica held comes back after its lease; a renderer
-that keeps crashing ends in DocumentFailed, not in a loop."""
+that keeps crashing ends in DocumentFailed, not in a loop; storing a PDF claims the next job."""
 
 import asyncio
 import datetime as dt
@@ -15,7 +15,7 @@ from services.documents import repository
 from services.documents.app import create_service
 from services.documents.db import documents, metadata
 from services.documents.domain import RenderRequest
-from services.documents.rendering import RenderedPdf, RendererCrashed
+from services.documents.rendering import RenderedPdf, Renderer, RendererCrashed
 from services.documents.worker import RenderWorker
 from shared import topics
 from shared.events import BillCreated, new_envelope
@@ -105,6 +105,33 @@ async def test_a_job_held_by_a_dead_replica_comes_back_after_its_lease(test_sett
             attempts = await session.scalar(select(documents.c.attempts).where(documents.c.id == job_id))
         assert attempts == 2
     finally:
+        await svc.stop()
+
+
+async def test_storing_a_pdf_claims_the_next_job_so_one_slot_renders_the_queue(test_settings: Settings) -> None:
+    """A slot goes from job to job without the claiming loop: the transaction that stores a PDF
+    claims the next one (a transaction per PDF instead of two)."""
+    settings = await isolated_topics(test_settings)
+    svc = Service("documents", settings, metadata)
+    renderer = Renderer(1)
+    worker = RenderWorker(svc, renderer)
+    bills = [samples.bill(bill_id=f"bill-{uuid.uuid4()}") for _ in range(3)]
+    await svc.start()
+    try:
+        async with svc.db.transaction() as session:
+            for bill in bills:
+                await repository.add_version(
+                    session, practice_id=PRACTICE, client_id=bill.client_id, kind="bill", source_id=bill.id,
+                    version=1, source=bill.model_dump(mode="json"),
+                )  # fmt: skip
+        async with svc.db.transaction() as session:
+            first = await repository.claim_job(session, settings.documents_render_lease_seconds)
+        await worker._work(first)  # the claiming loop (`run`) is not running
+        assert await all_rendered(svc, [b.id for b in bills])
+        records = await read_topic(settings, topics.DOCUMENTS, until=lambda rs: len(rs) >= 3)
+        assert sorted(json.loads(r.value)["data"]["source_id"] for r in records) == sorted(b.id for b in bills)
+    finally:
+        renderer.stop()
         await svc.stop()
 
 
