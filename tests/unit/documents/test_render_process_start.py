@@ -1,6 +1,6 @@
 """What a render process does when it starts: it imports the service's entry module again (as
-multiprocessing's `spawn` does) without loading the web, database and Kafka stack, and warms up
-before it steps back in the CPU scheduler."""
+multiprocessing's `spawn` does) without loading the web, database and Kafka stack, warms up and
+freezes that warm heap before it steps back in the CPU scheduler."""
 
 import subprocess
 import sys
@@ -26,6 +26,7 @@ def test_a_render_process_warms_up_before_it_steps_back(monkeypatch: pytest.Monk
     steps: list[str] = []
     monkeypatch.setattr(rendering, "die_with_parent", lambda pid: steps.append("die_with_parent"))
     monkeypatch.setattr(rendering, "warm_up", lambda: steps.append("warm_up"))
+    monkeypatch.setattr(rendering.gc, "freeze", lambda: steps.append("freeze"))
     monkeypatch.setattr(rendering.os, "nice", lambda n: steps.append(f"nice {n}"))
     rendering.start_worker(123, 10)
-    assert steps == ["die_with_parent", "warm_up", "nice 10"]
+    assert steps == ["die_with_parent", "warm_up", "freeze", "nice 10"]

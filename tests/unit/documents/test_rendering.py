@@ -1,6 +1,7 @@
 """Rendering for real (WeasyPrint), read back with pypdf and pdftoppm: what each PDF says,
 page numbers, the table header repeated on every page, and failures reported, not raised raw."""
 
+import gc
 import io
 import os
 import subprocess
@@ -110,6 +111,19 @@ async def test_the_pool_renders_off_the_event_loop_and_survives_a_dead_worker() 
         with pytest.raises(RendererCrashed):
             await renderer.render(request)
         assert (await renderer.render(request)).pages == 1, "a fresh pool takes over"
+    finally:
+        renderer.stop()
+
+
+def test_a_render_process_keeps_its_warm_heap_out_of_full_collections() -> None:
+    """WeasyPrint, its fonts and the templates, loaded at the start, are frozen: the collector's
+    full passes (a tenth of a render's CPU before) scan only what came after."""
+    renderer = Renderer(workers=1)
+    try:
+        renderer.start()
+        assert renderer._pool is not None
+        frozen = renderer._pool.submit(gc.get_freeze_count).result()
+        assert frozen > 50_000, frozen  # the warm heap is ~150,000 objects
     finally:
         renderer.stop()
 
