@@ -10,7 +10,8 @@ and, in the same run, the ceiling: a bare Kafka publish → consume round trip. 
 billing's tables for the change and then asks the API once (its answer stops the clock), so the
 benchmark's own polling does not load billing (`Run`).
 
-Run: .venv/bin/python -m bench.bench_latency [rate] [seconds]   (needs ./dev infra)
+Run: .venv/bin/python -m bench.bench_latency [rate] [seconds]   (needs ./dev infra; 100 s for a p99 of
+100 payments, one a second)
 """
 
 import asyncio
@@ -48,6 +49,11 @@ TARGETS_MS = {
 PARTS = {"POST /v1/payments answered": (40, 120)}
 """Parts of the paths above: p50 and p99 targets."""
 MEMORY_CEILING_MB = 150
+PAYMENT_INTERVAL_S = 1.0
+"""A payment probe starts every second (each paid bill is a new PDF version to render: the
+probes must not become a load of their own). `bench_latency 200 100` makes the 100 of them a p99
+needs."""
+SHARE_PROBES = 12
 POLL_S = 0.01
 
 
@@ -89,6 +95,10 @@ async def until(check: Callable[[], Awaitable[Any]], timeout: float = 30) -> flo
             return time.perf_counter() - start
         await asyncio.sleep(POLL_S)
     raise TimeoutError("condition not met")
+
+
+async def rendered(db: asyncpg.Pool, count: int) -> bool:
+    return await db.fetchval("SELECT count(*) FROM documents.documents WHERE status = 'rendered'") >= count
 
 
 class Message(NamedTuple):
@@ -284,10 +294,11 @@ async def load(run: Run, rate: int, seconds: float, clients: list[str]) -> int:
     return sent
 
 
-async def probes(run: Run, seconds: float, bills: list[dict[str, Any]]) -> None:
-    """Three probe loops side by side, each one request in flight at a time."""
+async def probes(run: Run, seconds: float, paying: list[dict[str, Any]], sharing: list[dict[str, Any]]) -> None:
+    """Three probe loops side by side. Payments start on a fixed clock, one bill each, whether or
+    not the one before has finished: a slow answer cannot hold back the next probe (coordinated
+    omission). The session and share probes have one request in flight at a time."""
     deadline = time.perf_counter() + seconds
-    paying, sharing = bills[: len(bills) // 2], bills[len(bills) // 2 :]
 
     async def every(probe: Callable[[], Awaitable[None]]) -> None:
         while time.perf_counter() < deadline:
@@ -299,7 +310,14 @@ async def probes(run: Run, seconds: float, bills: list[dict[str, Any]]) -> None:
             await probe(items.pop())
             await asyncio.sleep(0.1)
 
-    await asyncio.gather(every(run.probe_unbilled), each(run.probe_payment, paying), each(run.probe_share, sharing))
+    async def paced(probe: Callable[[dict[str, Any]], Awaitable[None]], items: list[dict[str, Any]]) -> None:
+        interval = seconds / len(items)
+        async with asyncio.TaskGroup() as group:
+            for n, item in enumerate(items):
+                await asyncio.sleep(max(0.0, deadline - seconds + n * interval - time.perf_counter()))
+                group.create_task(probe(item))
+
+    await asyncio.gather(every(run.probe_unbilled), paced(run.probe_payment, paying), each(run.probe_share, sharing))
 
 
 async def main(rate: int, seconds: float) -> int:
@@ -316,11 +334,15 @@ async def main(rate: int, seconds: float) -> int:
                         clients = [f"client-{i}" for i in range(200)]
                         for c in clients:
                             await run.client(c)
-                        bills = [await run.bill() for _ in range(24)]
-                        await asyncio.sleep(2)  # their PDFs render before the clock starts
+                        paying = [await run.bill() for _ in range(int(seconds / PAYMENT_INTERVAL_S))]
+                        sharing = [await run.bill() for _ in range(SHARE_PROBES)]
+                        await until(  # their PDFs render before the clock starts
+                            lambda: rendered(db, len(paying) + len(sharing)), timeout=120
+                        )
                         meter = CpuMeter({name: proc.pid for name, proc in stack.processes.items()})
                         meter.start()
-                        sent, _ = await asyncio.gather(load(run, rate, seconds, clients), probes(run, seconds, bills))
+                        work = load(run, rate, seconds, clients), probes(run, seconds, paying, sharing)
+                        sent, _ = await asyncio.gather(*work)
                         cpu = meter.stop()
                         breakdown = {path: await where_time_went(db, path, t) for path, t in run.traces.items()}
                 finally:
