@@ -298,7 +298,8 @@ async def probes(run: Run, seconds: float, paying: list[dict[str, Any]], sharing
     """Three probe loops side by side. Payments start on a fixed clock, one bill each, whether or
     not the one before has finished: a slow answer cannot hold back the next probe (coordinated
     omission). The session and share probes have one request in flight at a time."""
-    deadline = time.perf_counter() + seconds
+    start = time.perf_counter()
+    deadline = start + seconds
 
     async def every(probe: Callable[[], Awaitable[None]]) -> None:
         while time.perf_counter() < deadline:
@@ -311,10 +312,9 @@ async def probes(run: Run, seconds: float, paying: list[dict[str, Any]], sharing
             await asyncio.sleep(0.1)
 
     async def paced(probe: Callable[[dict[str, Any]], Awaitable[None]], items: list[dict[str, Any]]) -> None:
-        interval = seconds / len(items)
         async with asyncio.TaskGroup() as group:
             for n, item in enumerate(items):
-                await asyncio.sleep(max(0.0, deadline - seconds + n * interval - time.perf_counter()))
+                await asyncio.sleep(max(0.0, start + n * PAYMENT_INTERVAL_S - time.perf_counter()))
                 group.create_task(probe(item))
 
     await asyncio.gather(every(run.probe_unbilled), paced(run.probe_payment, paying), each(run.probe_share, sharing))
