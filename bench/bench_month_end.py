@@ -196,6 +196,7 @@ class Probe:
     run: Run
     rate: float
     latencies: list[float] = field(default_factory=list)
+    finished: list[float] = field(default_factory=list)  # perf_counter at each latency's end
     rss: dict[str, float] = field(default_factory=dict)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     failures: list[str] = field(default_factory=list)
@@ -220,7 +221,9 @@ class Probe:
             except (TimeoutError, ValueError, httpx.HTTPError) as exc:  # not seen in 30 s, or a 5xx answer
                 self.failures.append(type(exc).__name__)
                 self.run.latencies["session → unbilled"].append(30_000.0)
-            self.latencies.extend(self.run.latencies["session → unbilled"][before:])
+            new = self.run.latencies["session → unbilled"][before:]
+            self.latencies.extend(new)
+            self.finished.extend([time.perf_counter()] * len(new))
             await asyncio.sleep(0.2)
 
     def sample_memory(self) -> None:
@@ -236,6 +239,13 @@ class Probe:
         start = len(self.latencies)
         await asyncio.sleep(seconds)
         return self.latencies[start:]
+
+    def by_stage(self, windows: list[tuple[str, float, float]]) -> dict[str, list[float]]:
+        """Probe latencies of each stage's window (perf_counter start, end): which stage stalls ingest."""
+        return {
+            name: [lat for lat, end in zip(self.latencies, self.finished, strict=True) if start <= end < stop]
+            for name, start, stop in windows
+        }
 
 
 def pdf_messages(inbox: list[Message]) -> list[Message]:
@@ -259,6 +269,7 @@ async def month_end(ctx: Ctx) -> tuple[list[Stage], dict[str, Any]]:
 
     rendered = "FROM documents.documents WHERE practice_id LIKE $1 AND status = 'rendered'"
     await ctx.until("PDFs", f"SELECT count(*) {rendered}", n_bills)
+    t2 = time.perf_counter()
     first, last = await ctx.pool.fetchrow(f"SELECT min(finished_at), max(finished_at) {rendered}", load.like)
     bills_done = dt.datetime.fromtimestamp(wall0 + bills_s, dt.UTC)
     tail = await ctx.pool.fetchrow(
@@ -311,6 +322,12 @@ async def month_end(ctx: Ctx) -> tuple[list[Stage], dict[str, Any]]:
     await ctx.until("paid PDFs", f"SELECT count(*) {rendered}", n_bills + charged)
 
     t4, wall4 = time.perf_counter(), time.time()
+    windows = [
+        ("bill creation (PDFs start)", t0, t0 + bills_s),
+        ("PDFs alone", t0 + bills_s, t2),
+        ("autopay", t3, t3 + paid_s),
+        ("paid bills' PDFs", t3 + paid_s, t4),
+    ]
 
     async def share(practice: str, replica: int) -> Any:
         body = {"job": "auto_share", "as_of": SHARE_AT.isoformat()}
@@ -340,6 +357,7 @@ async def month_end(ctx: Ctx) -> tuple[list[Stage], dict[str, Any]]:
         "receipts": receipts,
         "shared": shared,
         "total_s": accepted[-1] - wall0,
+        "windows": [*windows, ("emails", t4, time.perf_counter())],
         "emails": emails,
     }
     return stages, facts
@@ -402,6 +420,7 @@ async def one_run(args: argparse.Namespace, replicas: int) -> dict[str, Any]:
         "checks": result,
         "quiet": quiet,
         "during": during,
+        "by_stage": probe.by_stage(facts["windows"]),
         "rss": probe.rss,
         "probe_failures": probe.failures,
         "rate": probe_rate,

@@ -123,6 +123,9 @@ def report(r: dict[str, Any]) -> bool:
                 f"{r['rate']:g} sessions/s; target p99 ≤ {INGEST_TARGET_MS} ms) "
                 f"{'OK' if p99 <= INGEST_TARGET_MS else 'ABOVE'}"
             )
+    for stage, values in r["by_stage"].items():
+        if values:
+            print(f"    {stage:<28} p50 {p(values, 50):7.1f} ms  p99 {p(values, 99):8.1f} ms  (n={len(values)})")
     if r["probe_failures"]:
         print(f"  probes that failed (counted as 30 s): {', '.join(r['probe_failures'])}")
     rss = r["rss"]
