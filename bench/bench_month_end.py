@@ -51,6 +51,8 @@ from bench.common import (
     send_event,
     session_event,
 )
+from bench.cpu import CpuMeter
+from bench.cpu import report as cpu_report
 from bench.month_end_report import Stage, checks, compare, progress, report
 from shared.auth import issue_token
 from shared.events import BillSnapshot
@@ -268,8 +270,11 @@ async def month_end(ctx: Ctx) -> tuple[list[Stage], dict[str, Any]]:
     stages.append(progress(Stage("bills", n_bills, bills_s, n_bills / bills_s, note=f"{skipped} skipped")))
 
     rendered = "FROM documents.documents WHERE practice_id LIKE $1 AND status = 'rendered'"
+    meter = CpuMeter({name: proc.pid for name, proc in ctx.stack.processes.items()})
+    meter.start()
     await ctx.until("PDFs", f"SELECT count(*) {rendered}", n_bills)
     t2 = time.perf_counter()
+    print(cpu_report(*meter.stop()).replace("during the load", "while PDFs render after bill creation"))
     first, last = await ctx.pool.fetchrow(f"SELECT min(finished_at), max(finished_at) {rendered}", load.like)
     bills_done = dt.datetime.fromtimestamp(wall0 + bills_s, dt.UTC)
     tail = await ctx.pool.fetchrow(

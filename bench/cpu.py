@@ -39,7 +39,7 @@ class CpuMeter:
     """`start()`, run the load, `stop()`: CPU per group as a share of one core over the stretch."""
 
     services: dict[str, int]
-    """name → pid of each service process; its descendants (render processes) count with it."""
+    """name → pid of each service process; its render processes count apart, as one group."""
 
     def _by_group(self) -> Counter[str]:
         processes = _processes()
@@ -54,7 +54,7 @@ class CpuMeter:
         while ancestor in processes and ancestor > 1:
             for name, service_pid in self.services.items():
                 if ancestor == service_pid:
-                    return name
+                    return f"{name} render processes" if pid != ancestor and "multiprocessing" in command else name
             if ancestor == own:
                 return "benchmark"
             ancestor = processes[ancestor][0]
