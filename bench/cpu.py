@@ -41,13 +41,13 @@ class CpuMeter:
     services: dict[str, int]
     """name → pid of each service process; its render processes count apart, as one group."""
 
-    def _by_group(self) -> Counter[str]:
-        processes = _processes()
-        groups: Counter[str] = Counter()
-        own = os.getpid()
-        for pid, (_, command, seconds) in processes.items():
-            groups[self._group(pid, command, processes, own)] += seconds
-        return groups
+    def _by_process(self) -> dict[int, tuple[str, float]]:
+        """pid → (group, CPU seconds so far)."""
+        processes, own = _processes(), os.getpid()
+        return {
+            pid: (self._group(pid, command, processes, own), seconds)
+            for pid, (_, command, seconds) in processes.items()
+        }
 
     def _group(self, pid: int, command: str, processes: dict[int, tuple[int, str, float]], own: int) -> str:
         ancestor = pid
@@ -65,18 +65,21 @@ class CpuMeter:
         return "other"
 
     def start(self) -> None:
-        self._before = self._by_group()
+        self._before = self._by_process()
         self._machine_before = _machine_busy_seconds()
 
     def stop(self) -> tuple[dict[str, float], float, float]:
         """(group → share of one core, machine busy share of all cores, cores) over the stretch.
-        Processes that ended during it are left out (their CPU is not readable any more)."""
-        after = self._by_group()
+        Counted per process (a render process replaced meanwhile must not subtract its CPU from its
+        successor's); processes that ended during the stretch are left out (their CPU is not
+        readable any more)."""
+        groups: Counter[str] = Counter()
+        for pid, (group, seconds) in self._by_process().items():
+            groups[group] += seconds - self._before.get(pid, (group, 0.0))[1]
         busy, total = (a - b for a, b in zip(_machine_busy_seconds(), self._machine_before, strict=True))
         cores = os.cpu_count() or 1
         wall = total / cores
-        shares = {name: max(0.0, after[name] - self._before.get(name, 0.0)) / wall for name in after}
-        return shares, busy / total, cores
+        return {name: seconds / wall for name, seconds in groups.items()}, busy / total, cores
 
 
 def report(shares: dict[str, float], busy: float, cores: int) -> str:
