@@ -11,8 +11,9 @@ from pathlib import Path
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _processes() -> dict[int, tuple[int, str, float]]:
-    """pid → (parent pid, command line, CPU seconds so far) of every process still readable."""
+def _processes() -> dict[int, tuple[int, str, float, float]]:
+    """pid → (parent pid, command line, CPU seconds so far, CPU seconds of its children that
+    ended and were waited for) of every process still readable."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -23,7 +24,8 @@ def _processes() -> dict[int, tuple[int, str, float]]:
         except OSError:  # ended meanwhile
             continue
         fields = stat.rpartition(")")[2].split()
-        found[int(entry.name)] = (int(fields[1]), command, (int(fields[11]) + int(fields[12])) / TICKS)
+        own, reaped = int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+        found[int(entry.name)] = (int(fields[1]), command, own / TICKS, reaped / TICKS)
     return found
 
 
@@ -41,15 +43,20 @@ class CpuMeter:
     services: dict[str, int]
     """name → pid of each service process; its render processes count apart, as one group."""
 
-    def _by_process(self) -> dict[int, tuple[str, float]]:
-        """pid → (group, CPU seconds so far)."""
+    def _by_process(self) -> dict[tuple[int, bool], tuple[str, float]]:
+        """(pid, False) → (group, CPU seconds so far); (service pid, True) → its render processes
+        that ended (replaced after TASKS_PER_PROCESS PDFs) and their CPU seconds."""
         processes, own = _processes(), os.getpid()
-        return {
-            pid: (self._group(pid, command, processes, own), seconds)
-            for pid, (_, command, seconds) in processes.items()
+        found = {
+            (pid, False): (self._group(pid, command, processes, own), seconds)
+            for pid, (_, command, seconds, _) in processes.items()
         }
+        for name, pid in self.services.items():
+            if pid in processes:
+                found[(pid, True)] = (f"{name} render processes", processes[pid][3])
+        return found
 
-    def _group(self, pid: int, command: str, processes: dict[int, tuple[int, str, float]], own: int) -> str:
+    def _group(self, pid: int, command: str, processes: dict[int, tuple[int, str, float, float]], own: int) -> str:
         ancestor = pid
         while ancestor in processes and ancestor > 1:
             for name, service_pid in self.services.items():
@@ -71,11 +78,11 @@ class CpuMeter:
     def stop(self) -> tuple[dict[str, float], float, float]:
         """(group → share of one core, machine busy share of all cores, cores) over the stretch.
         Counted per process (a render process replaced meanwhile must not subtract its CPU from its
-        successor's); processes that ended during the stretch are left out (their CPU is not
-        readable any more)."""
+        successor's); render processes that ended count through their parent's children's time,
+        other processes that ended during the stretch are left out (their CPU is not readable any more)."""
         groups: Counter[str] = Counter()
-        for pid, (group, seconds) in self._by_process().items():
-            groups[group] += seconds - self._before.get(pid, (group, 0.0))[1]
+        for key, (group, seconds) in self._by_process().items():
+            groups[group] += seconds - self._before.get(key, (group, 0.0))[1]
         busy, total = (a - b for a, b in zip(_machine_busy_seconds(), self._machine_before, strict=True))
         cores = os.cpu_count() or 1
         wall = total / cores
