@@ -11,7 +11,9 @@ clients on autopay. The 1st of December, as the practices' schedules would run i
             ceiling: bare PaymentIntent create+confirm calls to the same localstripe, same concurrency
 4. emails   8 h later the bills are shared (`auto_share` run): every email with its PDF accepted by SMTP
             ceiling: the same messages sent again by bare aiosmtplib, 20 at a time like the sender
-Practices are worked CONCURRENCY at a time, spread over the replicas (a load balancer). All along,
+The month-end runs work the practices one at a time per replica (`--runs-per-replica`), as each
+replica's own automation loop does, spread over the replicas (a load balancer); the setup works
+CONCURRENCY at a time. All along,
 sessions arrive for another practice at a modest rate and session → unbilled is probed (as in
 bench_latency), beside the same probe in a quiet moment before month-end.
 Then the counts: one bill per client, every session billed once, one PDF per bill version, one
@@ -107,6 +109,7 @@ class Ctx:
     pool: asyncpg.Pool
     load: Load
     replicas: int
+    runs_at_once: int  # month-end runs in flight over all replicas
     stripe: stripe.StripeClient
     tokens: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -123,9 +126,11 @@ class Ctx:
         assert r.status_code < 300, f"{method} {path}: {r.status_code} {r.text[:300]}"
         return r.json() if r.content else None
 
-    async def each(self, items: list[Any], job: Callable[[Any, int], Awaitable[Any]]) -> list[Any]:
-        """`job(item, replica)` for every item, CONCURRENCY at a time, round robin over the replicas."""
-        gate = asyncio.Semaphore(CONCURRENCY)
+    async def each(
+        self, items: list[Any], job: Callable[[Any, int], Awaitable[Any]], at_once: int = CONCURRENCY
+    ) -> list[Any]:
+        """`job(item, replica)` for every item, `at_once` at a time, round robin over the replicas."""
+        gate = asyncio.Semaphore(at_once)
 
         async def one(n: int, item: Any) -> Any:
             async with gate:
@@ -263,7 +268,7 @@ async def month_end(ctx: Ctx) -> tuple[list[Stage], dict[str, Any]]:
         body = {"job": "bill_creation", "as_of": FIRST.isoformat()}
         return await ctx.call("POST", "billing", replica, "/v1/automation/run", practice, body)
 
-    runs = await ctx.each(load.practices, bill_run)
+    runs = await ctx.each(load.practices, bill_run, ctx.runs_at_once)
     bills_s = time.perf_counter() - t0
     n_bills = sum(len(r["bills"]) for r in runs)
     skipped = sum(len(r["skipped"]) for r in runs)
@@ -301,7 +306,7 @@ async def month_end(ctx: Ctx) -> tuple[list[Stage], dict[str, Any]]:
             "POST", "payments", replica, "/v1/autopay/run", practice, {"as_of": AUTOPAY_AT.isoformat()}
         )
 
-    nights = await ctx.each(load.practices, autopay)
+    nights = await ctx.each(load.practices, autopay, ctx.runs_at_once)
     autopay_s = time.perf_counter() - t3
     outcomes = [i["outcome"] for n in nights for i in n["items"]]
     charged = outcomes.count("succeeded")
@@ -338,7 +343,7 @@ async def month_end(ctx: Ctx) -> tuple[list[Stage], dict[str, Any]]:
         body = {"job": "auto_share", "as_of": SHARE_AT.isoformat()}
         return await ctx.call("POST", "billing", replica, "/v1/automation/run", practice, body)
 
-    shared = sum(r["shared"] for r in await ctx.each(load.practices, share))
+    shared = sum(r["shared"] for r in await ctx.each(load.practices, share, ctx.runs_at_once))
     for _ in range(7200):  # the inbox is a list filled by the SMTP server's thread: polled
         if len(pdf_messages(inbox.messages)) >= shared:
             break
@@ -402,7 +407,7 @@ async def one_run(args: argparse.Namespace, replicas: int) -> dict[str, Any]:
                         httpx.AsyncClient(timeout=3600) as http,
                         httpx.AsyncClient(timeout=30, headers=probe_headers) as probe_http,
                     ):
-                        ctx = Ctx(stack, http, pool, load, replicas, direct)
+                        ctx = Ctx(stack, http, pool, load, replicas, replicas * args.runs_per_replica, direct)
                         t = time.perf_counter()
                         await setup(ctx, producer)
                         print(f"  loaded in {time.perf_counter() - t:.0f} s", flush=True)
@@ -474,6 +479,9 @@ if __name__ == "__main__":
     )
     parser.add_argument(
         "--replicas", type=int, nargs="+", default=[1], help="runs with this many processes of each service"
+    )
+    parser.add_argument(
+        "--runs-per-replica", type=int, default=1, help="month-end runs (practices) in flight on each replica"
     )
     parser.add_argument("--pool", type=int, default=3, help="PG_POOL_SIZE of every service process")
     parser.add_argument("--autopay", type=float, default=0.2, help="share of clients on autopay")
