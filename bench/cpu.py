@@ -90,5 +90,6 @@ class CpuMeter:
 
 
 def report(shares: dict[str, float], busy: float, cores: int) -> str:
-    rows = ", ".join(f"{name} {share:.0%}" for name, share in sorted(shares.items(), key=lambda kv: -kv[1]))
+    shown = sorted(((name, share) for name, share in shares.items() if share >= 0.005), key=lambda kv: -kv[1])
+    rows = ", ".join(f"{name} {share:.0%}" for name, share in shown)
     return f"  CPU during the load (share of one core): {rows}; machine {busy:.0%} busy of {cores} cores"
