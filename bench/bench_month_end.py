@@ -279,7 +279,9 @@ async def month_end(ctx: Ctx) -> tuple[list[Stage], dict[str, Any]]:
     meter.start()
     await ctx.until("PDFs", f"SELECT count(*) {rendered}", n_bills)
     t2 = time.perf_counter()
-    print(cpu_report(*meter.stop()).replace("during the load", "while PDFs render after bill creation"))
+    shares, busy, cores = meter.stop()
+    print(cpu_report(shares, busy, cores).replace("during the load", "while PDFs render after bill creation"))
+    render_share = sum(share for group, share in shares.items() if group.endswith("render processes"))
     pdf_ceiling_after_stage = await bare_pdfs(ctx)
     first, last = await ctx.pool.fetchrow(f"SELECT min(finished_at), max(finished_at) {rendered}", load.like)
     bills_done = dt.datetime.fromtimestamp(wall0 + bills_s, dt.UTC)
@@ -287,6 +289,8 @@ async def month_end(ctx: Ctx) -> tuple[list[Stage], dict[str, Any]]:
         f"SELECT count(*), max(finished_at) {rendered} AND finished_at > $2", load.like, bills_done
     )
     tail_rate = (tail[0] - 1) / (tail[1] - bills_done).total_seconds() if tail[0] > 10 else 0.0
+    render_cpu_s = render_share * (t2 - t0 - bills_s)
+    per_render_cpu_s = tail[0] / render_cpu_s if render_cpu_s else 0.0
     stages.append(
         progress(
             Stage(
@@ -294,7 +298,9 @@ async def month_end(ctx: Ctx) -> tuple[list[Stage], dict[str, Any]]:
                 n_bills,
                 last.timestamp() - wall0,
                 (n_bills - 1) / (last - first).total_seconds(),
-                note=f"after bill creation ended, rendering alone: {tail_rate:.1f}/s over {tail[0]}",
+                note=f"after bill creation ended, rendering alone: {tail_rate:.1f}/s over {tail[0]}, "
+                f"{per_render_cpu_s:.1f} per CPU-second of the render processes "
+                f"({render_share / ctx.replicas:.0%} of a core each)",
             )
         )
     )
@@ -369,6 +375,7 @@ async def month_end(ctx: Ctx) -> tuple[list[Stage], dict[str, Any]]:
         "shared": shared,
         "total_s": accepted[-1] - wall0,
         "pdf_ceiling_after_stage": pdf_ceiling_after_stage,
+        "pdfs_per_render_cpu_s": per_render_cpu_s,
         "windows": [*windows, ("emails", t4, time.perf_counter())],
         "emails": emails,
     }

@@ -115,6 +115,12 @@ def report(r: dict[str, Any]) -> bool:
                 f"  {'':<16} per render process {s.rate / replicas:.1f}/s vs {s.ceiling / replicas:.1f}/s: "
                 f"{'OK' if ratio >= PDF_TARGET else 'BELOW'} target {PDF_TARGET}"
             )
+            per_cpu_s = r["facts"]["pdfs_per_render_cpu_s"]
+            print(
+                f"  {'':<16} per CPU-second the render processes got {per_cpu_s:.1f} vs {s.ceiling / replicas:.1f} "
+                f"for a bare process on a core of its own: {per_cpu_s / (s.ceiling / replicas):.2f} "
+                "(the code's efficiency, apart from the share of the cores the machine left it)"
+            )
     for name, values in (("quiet, before month-end", r["quiet"]), ("during month-end", r["during"])):
         if values:
             p99 = p(values, 99)
