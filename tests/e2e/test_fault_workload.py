@@ -6,6 +6,7 @@ flowed again. Costs 4–5 minutes on two busy cores (7 at load ~48, beside a 25-
 
 import asyncio
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -36,12 +37,24 @@ def _closed(port: int) -> bool:
 
 
 def free_base_port(span: int = 60) -> int:
-    """A base port with `span` free ports above it (the private stack's ports)."""
+    """A base port with `span` free ports above it (the private stack's ports), all below the
+    kernel's ephemeral range (32768+) like `tests.processes.free_port`: a port found free there
+    could be taken by an outgoing connection before the service binds it, and it never comes up."""
     for _ in range(50):
-        base = random.randrange(20000, 40000)
+        base = random.randrange(20000, 32000 - span)
         if all(_closed(base + i) for i in range(span)):
             return base
     raise RuntimeError("no free port range")
+
+
+def log_tails(stderr: str, lines: int = 40) -> str:
+    """The end of each log the fault run's error names (its directory is removed afterwards)."""
+    tails = []
+    for name in re.findall(r"see (\S+\.log)", stderr):
+        path = Path(name)
+        text = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else ["(missing)"]
+        tails.append(f"--- {name}\n" + "\n".join(text))
+    return "\n".join(tails)
 
 
 @pytest.fixture
@@ -58,7 +71,7 @@ def test_two_minutes_of_faults_lose_nothing_double_nothing_drift_nothing(faults_
             "--base-port", str(free_base_port()), "--dir", str(faults_dir)]  # fmt: skip
     result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=1500)
     print(result.stdout)
-    assert result.returncode == 0, f"{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, f"{result.stdout[-6000:]}\n{result.stderr[-3000:]}\n{log_tails(result.stderr)}"
     assert "result: 0 lost, 0 doubled, 0 drift" in result.stdout
 
 
