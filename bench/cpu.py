@@ -89,7 +89,7 @@ class CpuMeter:
         return {name: seconds / wall for name, seconds in groups.items()}, busy / total, cores
 
 
-def report(shares: dict[str, float], busy: float, cores: int) -> str:
+def report(shares: dict[str, float], busy: float, cores: int, during: str = "during the load") -> str:
     shown = sorted(((name, share) for name, share in shares.items() if share >= 0.005), key=lambda kv: -kv[1])
     rows = ", ".join(f"{name} {share:.0%}" for name, share in shown)
-    return f"  CPU during the load (share of one core): {rows}; machine {busy:.0%} busy of {cores} cores"
+    return f"  CPU {during} (share of one core): {rows}; machine {busy:.0%} busy of {cores} cores"

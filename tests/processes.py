@@ -53,19 +53,23 @@ class SmtpInbox:
         return [m for m in self.messages if address in m["X-Envelope-To"]]
 
 
+# Ports for the services tests start: below the kernel's ephemeral range (32768+), where a port
+# can be taken by any outgoing connection (to Kafka, Postgres) before the service binds it.
+PRIVATE_PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    """A free port below the kernel's ephemeral range (32768+): a port from that range can be
-    taken by any outgoing connection (to Kafka, Postgres) before the service binds it, and another
-    run's service then answers our readiness check."""
+    """A free port of PRIVATE_PORTS (a port found free in the ephemeral range could be taken
+    before the service binds it, and another run's service then answers our readiness check)."""
     for _ in range(200):
-        port = random.randint(20000, 32000)
+        port = random.choice(PRIVATE_PORTS)
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port between 20000 and 32000")
+    raise RuntimeError(f"no free port in {PRIVATE_PORTS}")
 
 
 @dataclass

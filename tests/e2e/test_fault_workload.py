@@ -26,7 +26,7 @@ from bench.faults.infra import Ports, PrivateStack, kafka_class_archive, wait_po
 from shared import topics
 from shared.consumer import consumer_group
 from tests.conftest import isolated_topics
-from tests.processes import ROOT
+from tests.processes import PRIVATE_PORTS, ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -37,11 +37,10 @@ def _closed(port: int) -> bool:
 
 
 def free_base_port(span: int = 60) -> int:
-    """A base port with `span` free ports above it (the private stack's ports), all below the
-    kernel's ephemeral range (32768+) like `tests.processes.free_port`: a port found free there
-    could be taken by an outgoing connection before the service binds it, and it never comes up."""
+    """A base port with `span` free ports above it (the private stack's ports), all in
+    PRIVATE_PORTS, below the kernel's ephemeral range."""
     for _ in range(50):
-        base = random.randrange(20000, 32000 - span)
+        base = random.randrange(PRIVATE_PORTS.start, PRIVATE_PORTS.stop - span)
         if all(_closed(base + i) for i in range(span)):
             return base
     raise RuntimeError("no free port range")
