@@ -14,12 +14,13 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import groupby
+from itertools import chain, groupby
 from typing import Any
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.message import StreamMessage
 from sqlalchemy import Table
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -85,6 +86,20 @@ async def raw_records(message: StreamMessage[Any]) -> tuple[ConsumerRecord[Any, 
     (FastStream's own decoder json-loads every body first, for nothing)."""
     raw = message.raw_message
     return tuple(raw) if isinstance(raw, tuple | list) else (raw,)
+
+
+class WaitingBatchSubscriber(BatchSubscriber):
+    """FastStream's batch subscriber sleeps `batch_timeout_ms` after every empty poll: an event
+    that arrives meanwhile waits out the sleep (up to that long per hop), and an idle consumer
+    wakes twice a period. This one waits in aiokafka's `getmany`, which returns as soon as
+    records arrive, so the wait can be long: `batch_timeout_ms` only bounds how often an idle
+    consumer looks at whether it is still running."""
+
+    __slots__ = ()
+
+    async def get_msg(self, consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord[Any, Any], ...]:
+        fetched = await consumer.getmany(timeout_ms=self.batch_timeout_ms, max_records=self.max_records)
+        return tuple(chain.from_iterable(fetched.values()))
 
 
 @dataclass
@@ -273,13 +288,11 @@ class EventConsumer:
             else (1, self.settings.consumer_fetch_max_wait_ms)
         )
 
-        @broker.subscriber(
+        subscriber = broker.subscriber(
             self.settings.topic(self.topic),
             group_id=consumer_group(self.settings, self.service, self.topic),
             batch=True,
             max_records=max_records,
-            # FastStream sleeps this long after an empty poll: it bounds the latency an idle
-            # consumer adds to the next event.
             batch_timeout_ms=self.settings.consumer_poll_ms,
             # aiokafka keeps one fetch in flight per broker, without the partitions whose records
             # wait in its buffer; a new event on such a partition waits for that fetch to come
@@ -294,6 +307,9 @@ class EventConsumer:
             decoder=raw_records,
             title=f"{self.service}:{self.topic}",
         )
+        subscriber.__class__ = WaitingBatchSubscriber  # FastStream builds its own; no option picks the class
+
+        @subscriber
         async def consume(records: Any) -> None:
             # The message comes from the context: FastStream resolves a parameter of the
             # message's type in a worker thread, one thread hop per batch.

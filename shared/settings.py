@@ -146,7 +146,8 @@ class Settings(BaseSettings):
     notifications_poll_ms: int = 200
     card_expiry_notice_days: int = 30
     card_expiry_scan_seconds: int = 3600
-    consumer_poll_ms: int = 20
+    # an idle consumer's wait for records (it ends as soon as one arrives: not a latency)
+    consumer_poll_ms: int = 1000
     consumer_fetch_max_wait_ms: int = 50
     # on the ingest topic (scheduling.events) the broker answers a fetch once it has this many
     # bytes or has waited this long: batches of many sessions under load, at most this wait added

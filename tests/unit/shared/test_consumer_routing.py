@@ -120,3 +120,34 @@ def test_runs_with_their_own_topic_prefix_have_their_own_consumer_groups() -> No
     a, b = Settings(topic_prefix="ta."), Settings(topic_prefix="tb.")
     assert consumer_group(a, "billing", topics.SCHEDULING) != consumer_group(b, "billing", topics.SCHEDULING)
     assert consumer_group(a, "billing", topics.SCHEDULING).startswith("ta.")
+
+
+class IdleThenBusyConsumer:
+    """aiokafka's `getmany` as an idle consumer sees it: nothing within the wait, then a batch."""
+
+    def __init__(self, batches: list[dict[str, list[str]]]) -> None:
+        self.batches = batches
+        self.waits: list[int] = []
+
+    async def getmany(self, timeout_ms: int, max_records: int | None = None) -> dict[str, list[str]]:
+        self.waits.append(timeout_ms)
+        return self.batches.pop(0)
+
+
+async def test_an_idle_consumer_waits_in_its_fetch_and_never_sleeps_after_an_empty_poll(
+    memory_inbox: MemoryInbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FastStream's batch subscriber sleeps after an empty poll: an event arriving meanwhile
+    waited out the sleep. Ours goes straight back to waiting on the fetch."""
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr("faststream.kafka.subscriber.usecase.anyio.sleep", sleep)
+    broker, _ = consumer(RecordingPublisher(), [], memory_inbox)
+    (subscriber,) = broker.subscribers
+    fetch = IdleThenBusyConsumer([{}, {"p0": ["a", "b"], "p1": ["c"]}])
+    assert await subscriber.get_msg(fetch) == ()
+    assert await subscriber.get_msg(fetch) == ("a", "b", "c")
+    assert slept == [] and fetch.waits == [Settings().consumer_poll_ms] * 2
