@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     kafka_retry_backoff_ms: int = 500
     topic_prefix: str = ""
     topic_partitions: int = 6
+    # a directory is Postgres' Unix socket on this host (e.g. /var/run/postgresql, as ./dev sets
+    # it): a round trip costs a third less CPU than over TCP loopback
     pg_host: str = "127.0.0.1"
     pg_port: int = 5432
     # Connections per service process: this many kept open, as many again under a burst.
@@ -165,7 +167,10 @@ class Settings(BaseSettings):
         explicit = getattr(self, f"{service}_database_url")
         if explicit:
             return explicit
-        url = f"postgresql+asyncpg://{service}:{service}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
+        role = f"postgresql+asyncpg://{service}:{service}"
+        if self.pg_host.startswith("/"):
+            return f"{role}@/{self.pg_database}?host={self.pg_host}&port={self.pg_port}"
+        url = f"{role}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
         # TLS to a database on this host only costs CPU; a remote one is given explicitly.
         return f"{url}?ssl=disable" if self.pg_host in LOOPBACK else url
 

@@ -141,6 +141,7 @@ class PrivateStack:
             kafka_bootstrap_servers=f"127.0.0.1:{self.ports.kafka}",
             topic_prefix="",
             topic_partitions=6,
+            pg_host="127.0.0.1",  # its own cluster, over TCP whatever PG_HOST the shell exports
             pg_port=self.ports.postgres,
             pg_database="faults",
             pg_admin_url=f"postgresql://tb_admin:tb_admin@127.0.0.1:{self.ports.postgres}/postgres",
@@ -155,6 +156,7 @@ class PrivateStack:
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers,
             "TOPIC_PREFIX": "",
+            "PG_HOST": s.pg_host,
             "PG_PORT": str(s.pg_port),
             "PG_DATABASE": s.pg_database,
             "PG_ADMIN_URL": s.pg_admin_url,
