@@ -78,11 +78,16 @@ class CpuMeter:
     def stop(self) -> tuple[dict[str, float], float, float]:
         """(group → share of one core, machine busy share of all cores, cores) over the stretch.
         Counted per process (a render process replaced meanwhile must not subtract its CPU from its
-        successor's); render processes that ended count through their parent's children's time,
-        other processes that ended during the stretch are left out (their CPU is not readable any more)."""
+        successor's); render processes that ended count through their parent's children's time, less
+        what they had used before the stretch; other processes that ended during the stretch are left
+        out (their CPU is not readable any more)."""
         groups: Counter[str] = Counter()
-        for key, (group, seconds) in self._by_process().items():
+        now = self._by_process()
+        for key, (group, seconds) in now.items():
             groups[group] += seconds - self._before.get(key, (group, 0.0))[1]
+        for key, (group, seconds) in self._before.items():
+            if key not in now and group.endswith("render processes"):
+                groups[group] -= seconds  # its children's time holds its whole life, from before the stretch too
         busy, total = (a - b for a, b in zip(_machine_busy_seconds(), self._machine_before, strict=True))
         cores = os.cpu_count() or 1
         wall = total / cores
