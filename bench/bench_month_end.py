@@ -352,8 +352,8 @@ async def month_end(ctx: Ctx) -> tuple[list[Stage], dict[str, Any]]:
         return await ctx.call("POST", "billing", replica, "/v1/automation/run", practice, body)
 
     shared = sum(r["shared"] for r in await ctx.each(load.practices, share, ctx.runs_at_once))
-    for _ in range(7200):  # the inbox is a list filled by the SMTP server's thread: polled
-        if len(pdf_messages(inbox.messages)) >= shared:
+    for _ in range(7200):  # filled by the SMTP server's thread: polled, parsed once all could be there
+        if inbox.accepted >= receipts + shared and len(pdf_messages(inbox.messages)) >= shared:
             break
         await asyncio.sleep(0.5)
     emails = pdf_messages(inbox.messages)

@@ -32,10 +32,13 @@ READY_SECONDS = float(os.environ.get("TEST_READY_SECONDS", "120"))
 
 class SmtpInbox:
     """aiosmtpd handler keeping every accepted message. A test can make it slow (`pause_s`) and
-    wait on `receiving` to kill a sender in the middle of an SMTP send."""
+    wait on `receiving` to kill a sender in the middle of an SMTP send. Messages are parsed when
+    `messages` is read, not in the SMTP server's thread: there, parsing each message (a PDF
+    attached) held the GIL against the benchmark's probes in the same process."""
 
     def __init__(self) -> None:
-        self.messages: list[Message] = []
+        self._accepted: list[tuple[bytes, str, float]] = []
+        self._parsed: list[Message] = []
         self.pause_s = 0.0
         self.receiving = threading.Event()  # set from the SMTP server's own thread
 
@@ -43,11 +46,22 @@ class SmtpInbox:
         self.receiving.set()
         if self.pause_s:
             await asyncio.sleep(self.pause_s)
-        msg = email.message_from_bytes(envelope.content)
-        msg["X-Envelope-To"] = ",".join(envelope.rcpt_tos)
-        msg["X-Accepted-At"] = repr(time.time())
-        self.messages.append(msg)
+        self._accepted.append((envelope.content, ",".join(envelope.rcpt_tos), time.time()))
         return "250 OK"
+
+    @property
+    def accepted(self) -> int:
+        """How many messages were accepted so far (nothing parsed)."""
+        return len(self._accepted)
+
+    @property
+    def messages(self) -> list[Message]:
+        for content, recipients, at in self._accepted[len(self._parsed) :]:
+            msg = email.message_from_bytes(content)
+            msg["X-Envelope-To"] = recipients
+            msg["X-Accepted-At"] = repr(at)
+            self._parsed.append(msg)
+        return self._parsed
 
     def to(self, address: str) -> list[Message]:
         return [m for m in self.messages if address in m["X-Envelope-To"]]
