@@ -111,6 +111,7 @@ class Renderer:
         self.workers = workers or os.cpu_count() or 1
         self.nice = nice
         self._pool: ProcessPoolExecutor | None = None
+        self._jobs = 0  # sent to the current pool
 
     def start(self) -> None:
         """Make the pool and start its processes now (they warm up while the service starts
@@ -121,8 +122,8 @@ class Renderer:
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=start_worker,
                 initargs=(os.getpid(), self.nice),
-                max_tasks_per_child=TASKS_PER_PROCESS,
             )
+            self._jobs = 0
             for _ in range(self.workers):
                 self._pool.submit(os.getpid)
 
@@ -135,12 +136,26 @@ class Renderer:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
-    async def render(self, request: RenderRequest) -> RenderedPdf:
+    def _pool_for_next_job(self) -> ProcessPoolExecutor:
+        """The current pool, or after TASKS_PER_PROCESS jobs per process a fresh one: its processes
+        warm up while the old pool finishes the jobs it holds and then ends. Not the pool's own
+        `max_tasks_per_child`: in Python 3.11 a process that reached it could exit with no successor
+        while a job waited in the pool's queue, which then waited for its lease to run out."""
+        if self._pool is not None and self._jobs >= TASKS_PER_PROCESS * self.workers:
+            retired, self._pool = self._pool, None
+            self.start()
+            retired.shutdown(wait=False)
         self.start()
         assert self._pool is not None
+        self._jobs += 1
+        return self._pool
+
+    async def render(self, request: RenderRequest) -> RenderedPdf:
+        pool = self._pool_for_next_job()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, render_pdf, request)
+            return await asyncio.get_running_loop().run_in_executor(pool, render_pdf, request)
         except BrokenProcessPool as exc:
             log.error("render process died; starting a new pool")
-            self.stop()
+            if pool is self._pool:
+                self.stop()
             raise RendererCrashed(str(exc) or "render process died") from exc

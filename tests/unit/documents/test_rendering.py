@@ -1,6 +1,7 @@
 """Rendering for real (WeasyPrint), read back with pypdf and pdftoppm: what each PDF says,
 page numbers, the table header repeated on every page, and failures reported, not raised raw."""
 
+import asyncio
 import gc
 import io
 import os
@@ -139,3 +140,27 @@ def test_render_processes_step_back_in_the_cpu_scheduler() -> None:
         assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 7)
     finally:
         renderer.stop()
+
+
+async def test_render_processes_are_replaced_without_a_job_waiting_for_its_lease(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A render process is replaced after TASKS_PER_PROCESS jobs. With the worker's two slots
+    both in the pool, ProcessPoolExecutor's own `max_tasks_per_child` (Python 3.11) could let the
+    process exit without starting another, and the job queued behind waited for its lease
+    (120 s) to come back: the month-end's PDFs ran at half speed in those runs."""
+    monkeypatch.setattr("services.documents.rendering.TASKS_PER_PROCESS", 2)
+    renderer = Renderer(workers=1)
+    request = prepare("bill", samples.bill().model_dump(mode="json"))
+    seen: set[int] = set()
+
+    async def slot() -> None:
+        for _ in range(4):
+            assert (await renderer.render(request)).pages == 1
+            seen.update(renderer.pids())
+
+    try:
+        await asyncio.wait_for(asyncio.gather(slot(), slot()), timeout=90)
+    finally:
+        renderer.stop()
+    assert len(seen) >= 3, "8 jobs at 2 per process: the process was replaced"
