@@ -17,6 +17,7 @@ from playwright.async_api import Page, expect
 
 from shared import admin
 from shared.auth import issue_token
+from shared.http import UPSTREAM_LIMITS
 from shared.settings import Settings
 from tests.conftest import isolated_topics
 from tests.processes import ROOT, SmtpInbox, Stack, free_port, running_services, smtp_server
@@ -210,5 +211,7 @@ def staff_token() -> str:
 @pytest.fixture
 async def api(web: WebStack, staff_token: str) -> AsyncIterator[httpx.AsyncClient]:
     """The services' APIs as the practice's staff (to set the scene and check the outcome)."""
-    async with httpx.AsyncClient(timeout=15, headers={"Authorization": f"Bearer {staff_token}"}) as client:
+    async with httpx.AsyncClient(
+        timeout=15, headers={"Authorization": f"Bearer {staff_token}"}, limits=UPSTREAM_LIMITS
+    ) as client:
         yield client

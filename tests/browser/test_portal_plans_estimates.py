@@ -11,6 +11,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from shared.auth import issue_token
+from shared.http import UPSTREAM_LIMITS
 from tests.browser.conftest import PRACTICE_SETTINGS, A11y, WebStack, sign_in
 from tests.browser.scene import Scene
 from tests.browser.test_portal import THREE_D_SECURE, VISA, fill_card, shared_bill
@@ -24,7 +25,7 @@ PORTAL_PRACTICE = "practice-browser-portal"
 async def own(publish: Any, web: WebStack) -> AsyncIterator[Scene]:
     """The practice's staff API and scene, its settings saved (what an estimate must name)."""
     headers = {"Authorization": f"Bearer {issue_token(PORTAL_PRACTICE, 'staff')}"}
-    async with httpx.AsyncClient(timeout=15, headers=headers) as api:
+    async with httpx.AsyncClient(timeout=15, headers=headers, limits=UPSTREAM_LIMITS) as api:
         saved = await api.put(
             f"{web.api('billing')}/v1/settings", json={**PRACTICE_SETTINGS, "name": "Portal Practice"}
         )

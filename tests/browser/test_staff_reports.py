@@ -14,6 +14,7 @@ import httpx
 from playwright.async_api import Page, expect
 
 from shared.auth import issue_token
+from shared.http import UPSTREAM_LIMITS
 from tests.browser.conftest import PRACTICE_SETTINGS, A11y, sign_in
 from tests.browser.scene import Scene
 from tests.conftest import eventually
@@ -33,7 +34,7 @@ def has_ink(page: Page, selector: str) -> Any:
 async def test_reports_page_charts_tables_and_csv(page: Page, a11y: A11y, scene: Scene, publish: Any) -> None:
     web = scene.web
     headers = {"Authorization": f"Bearer {issue_token(REPORTS_PRACTICE, 'staff')}"}
-    async with httpx.AsyncClient(timeout=15, headers=headers) as api:
+    async with httpx.AsyncClient(timeout=15, headers=headers, limits=UPSTREAM_LIMITS) as api:
         saved = await api.put(
             f"{web.api('billing')}/v1/settings", json={**PRACTICE_SETTINGS, "name": "Reports Practice"}
         )
