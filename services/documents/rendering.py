@@ -143,7 +143,6 @@ class Renderer:
         while a job waited in the pool's queue, which then waited for its lease to run out."""
         if self._pool is not None and self._jobs >= TASKS_PER_PROCESS * self.workers:
             retired, self._pool = self._pool, None
-            self.start()
             retired.shutdown(wait=False)
         self.start()
         assert self._pool is not None
