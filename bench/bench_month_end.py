@@ -113,6 +113,12 @@ class Ctx:
     stripe: stripe.StripeClient
     tokens: dict[str, dict[str, str]] = field(default_factory=dict)
 
+    def cpu_meter(self) -> CpuMeter:
+        """A started meter of where the CPU goes, per service process."""
+        meter = CpuMeter({name: proc.pid for name, proc in self.stack.processes.items()})
+        meter.start()
+        return meter
+
     def staff(self, practice: str) -> dict[str, str]:
         if practice not in self.tokens:
             token = issue_token(practice, "staff", ttl=dt.timedelta(hours=3))
@@ -268,16 +274,17 @@ async def month_end(ctx: Ctx) -> tuple[list[Stage], dict[str, Any]]:
         body = {"job": "bill_creation", "as_of": FIRST.isoformat()}
         return await ctx.call("POST", "billing", replica, "/v1/automation/run", practice, body)
 
+    meter = ctx.cpu_meter()
     runs = await ctx.each(load.practices, bill_run, ctx.runs_at_once)
     t1 = time.perf_counter()
+    print(cpu_report(*meter.stop(), "while bills are made (PDFs start)"))
     bills_s = t1 - t0
     n_bills = sum(len(r["bills"]) for r in runs)
     skipped = sum(len(r["skipped"]) for r in runs)
     stages.append(progress(Stage("bills", n_bills, bills_s, n_bills / bills_s, note=f"{skipped} skipped")))
 
     rendered = "FROM documents.documents WHERE practice_id LIKE $1 AND status = 'rendered'"
-    meter = CpuMeter({name: proc.pid for name, proc in ctx.stack.processes.items()})
-    meter.start()
+    meter = ctx.cpu_meter()
     await ctx.until("PDFs", f"SELECT count(*) {rendered}", n_bills)
     t2 = time.perf_counter()
     shares, busy, cores = meter.stop()
@@ -351,11 +358,13 @@ async def month_end(ctx: Ctx) -> tuple[list[Stage], dict[str, Any]]:
         body = {"job": "auto_share", "as_of": SHARE_AT.isoformat()}
         return await ctx.call("POST", "billing", replica, "/v1/automation/run", practice, body)
 
+    meter = ctx.cpu_meter()
     shared = sum(r["shared"] for r in await ctx.each(load.practices, share, ctx.runs_at_once))
     for _ in range(7200):  # filled by the SMTP server's thread: polled, parsed once all could be there
         if inbox.accepted >= receipts + shared and len(pdf_messages(inbox.messages)) >= shared:
             break
         await asyncio.sleep(0.5)
+    print(cpu_report(*meter.stop(), "while the bills are shared and emailed"))
     emails = pdf_messages(inbox.messages)
     accepted = sorted(float(m["X-Accepted-At"]) for m in emails)
     stages.append(
