@@ -511,7 +511,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--runs-per-replica", type=int, default=1, help="month-end runs (practices) in flight on each replica"
     )
-    parser.add_argument("--pool", type=int, default=3, help="PG_POOL_SIZE of every service process")
+    parser.add_argument("--pool", type=int, default=6, help="PG_POOL_SIZE of every service process")
     parser.add_argument("--autopay", type=float, default=0.2, help="share of clients on autopay")
     parser.add_argument("--probe-rate", type=float, default=10, help="sessions/s of the steady ingest during month-end")
     sys.exit(asyncio.run(main(parser.parse_args())))

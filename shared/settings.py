@@ -59,8 +59,8 @@ class Settings(BaseSettings):
     # it): a round trip costs a third less CPU than over TCP loopback
     pg_host: str = "127.0.0.1"
     pg_port: int = 5432
-    # Connections per service process: this many kept open, as many again under a burst.
-    pg_pool_size: int = 10
+    # The most Postgres connections a service process holds: opened as needed, then kept.
+    pg_pool_size: int = 20
     pg_database: str = "therapy_billing"
     pg_admin_url: str = "postgresql://tb_admin:tb_admin@127.0.0.1:5432/postgres"
     billing_database_url: str | None = None
