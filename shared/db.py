@@ -105,7 +105,7 @@ class Database:
             # Up to `pool_size` connections, each opened when first needed and then kept. No
             # overflow: SQLAlchemy closes an overflow connection when it is returned, so every burst
             # past the pool (notifications fetching 20 PDFs at once) paid a Postgres fork, a SCRAM
-            # sign-in and asyncpg's setup per checkout: 7 new connections a second in a month-end.
+            # sign-in and asyncpg's setup per checkout: 10 new connections a second in a month-end.
             pool_size=pool_size,
             max_overflow=0,
             # No pre-ping (3 round trips per checkout: BEGIN, SELECT, ROLLBACK): `_drop_dead` below
