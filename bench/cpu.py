@@ -11,7 +11,7 @@ from pathlib import Path
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _processes() -> dict[int, tuple[int, str, float, float]]:
+def processes() -> dict[int, tuple[int, str, float, float]]:
     """pid → (parent pid, command line, CPU seconds so far, CPU seconds of its children that
     ended and were waited for) of every process still readable."""
     found = {}
@@ -46,14 +46,14 @@ class CpuMeter:
     def _by_process(self) -> dict[tuple[int, bool], tuple[str, float]]:
         """(pid, False) → (group, CPU seconds so far); (service pid, True) → its render processes
         that ended (replaced after TASKS_PER_PROCESS PDFs) and their CPU seconds."""
-        processes, own = _processes(), os.getpid()
+        running, own = processes(), os.getpid()
         found = {
-            (pid, False): (self._group(pid, command, processes, own), seconds)
-            for pid, (_, command, seconds, _) in processes.items()
+            (pid, False): (self._group(pid, command, running, own), seconds)
+            for pid, (_, command, seconds, _) in running.items()
         }
         for name, pid in self.services.items():
-            if pid in processes:
-                found[(pid, True)] = (f"{name} render processes", processes[pid][3])
+            if pid in running:
+                found[(pid, True)] = (f"{name} render processes", running[pid][3])
         return found
 
     def _group(self, pid: int, command: str, processes: dict[int, tuple[int, str, float, float]], own: int) -> str:

@@ -11,6 +11,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from bench.cpu import processes
+
 INTERVAL_S, SAMPLES = 2.0, 40
 
 
@@ -21,18 +23,10 @@ def _stat(pid: int) -> list[str]:
 
 def _documents_processes() -> tuple[int, int] | None:
     """(service pid, render pid) of the first documents service found with a render process."""
-    parents: dict[int, int] = {}
-    commands: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                commands[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-                parents[int(entry.name)] = int(_stat(int(entry.name))[1])
-            except OSError:
-                continue
-    services = {pid for pid, command in commands.items() if command.endswith("services.documents")}
-    for pid, parent in parents.items():
-        if parent in services and "multiprocessing" in commands[pid] and "resource_tracker" not in commands[pid]:
+    running = processes()
+    services = {pid for pid, (_, command, _, _) in running.items() if command.strip().endswith("services.documents")}
+    for pid, (parent, command, _, _) in running.items():
+        if parent in services and "multiprocessing" in command and "resource_tracker" not in command:
             return parent, pid
     return None
 

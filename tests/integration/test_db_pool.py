@@ -1,6 +1,6 @@
 """A burst of transactions past the pool waits for a pooled connection: it neither opens more
 connections than PG_POOL_SIZE nor replaces them (each new one is a Postgres fork, a SCRAM sign-in
-and asyncpg's setup, which a month-end paid 7 times a second with overflow connections)."""
+and asyncpg's setup, which a month-end paid 10 times a second with overflow connections)."""
 
 import asyncio
 
